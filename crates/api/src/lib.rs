@@ -1,0 +1,1 @@
+//! Kubernetes types for Tailor and conversions between them and `tailor-core`.

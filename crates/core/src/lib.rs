@@ -1,0 +1,10 @@
+//! Tailor's decision engine.
+//!
+//! Every decision Tailor makes — a quantity parsed, a recommendation computed, a
+//! pod chosen for update, a node group picked, a replica count — is a pure
+//! function here. No I/O, no clocks, no async: the live binaries and the
+//! simulator call the same code, so what the simulator predicts is what
+//! production does.
+
+pub mod policy;
+pub mod resources;

@@ -1,0 +1,294 @@
+//! Amounts of CPU and memory, in the integer units Kubernetes itself uses
+//! internally: CPU in millicores, memory in bytes.
+//!
+//! Decisions work in these exact integers so that two runs (live and simulated)
+//! agree to the millicore. Every operation that can overflow has a checked form.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// A resource that Tailor reasons about directly.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ResourceName {
+    /// CPU, measured in millicores.
+    Cpu,
+    /// Memory, measured in bytes.
+    Memory,
+}
+
+impl ResourceName {
+    /// Both resources, in a fixed order (CPU first), for loops over resources.
+    pub const ALL: [ResourceName; 2] = [ResourceName::Cpu, ResourceName::Memory];
+
+    /// The name Kubernetes uses in a `ResourceList` (`cpu`, `memory`).
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResourceName::Cpu => "cpu",
+            ResourceName::Memory => "memory",
+        }
+    }
+
+    /// Parses a Kubernetes resource name; `None` for anything else.
+    #[must_use]
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "cpu" => Some(ResourceName::Cpu),
+            "memory" => Some(ResourceName::Memory),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for ResourceName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An arithmetic operation on resources left the range of `i64`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{resource} amount overflowed while computing {operation}")]
+pub struct ResourceOverflow {
+    /// Which resource overflowed.
+    pub resource: ResourceName,
+    /// The operation that overflowed (`add`, `sub`, `mul`).
+    pub operation: &'static str,
+}
+
+/// CPU (millicores) and memory (bytes).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Resources {
+    /// CPU in millicores (1000 = one core).
+    pub cpu_millis: i64,
+    /// Memory in bytes.
+    pub memory_bytes: i64,
+}
+
+impl Resources {
+    /// No CPU and no memory.
+    pub const ZERO: Resources = Resources {
+        cpu_millis: 0,
+        memory_bytes: 0,
+    };
+
+    /// Builds an amount from millicores and bytes.
+    #[must_use]
+    pub const fn new(cpu_millis: i64, memory_bytes: i64) -> Self {
+        Resources {
+            cpu_millis,
+            memory_bytes,
+        }
+    }
+
+    /// The amount of one resource.
+    #[must_use]
+    pub const fn get(&self, name: ResourceName) -> i64 {
+        match name {
+            ResourceName::Cpu => self.cpu_millis,
+            ResourceName::Memory => self.memory_bytes,
+        }
+    }
+
+    /// A copy with one resource replaced.
+    #[must_use]
+    pub const fn with(mut self, name: ResourceName, value: i64) -> Self {
+        match name {
+            ResourceName::Cpu => self.cpu_millis = value,
+            ResourceName::Memory => self.memory_bytes = value,
+        }
+        self
+    }
+
+    /// Applies `f` to each resource.
+    #[must_use]
+    pub fn map(self, mut f: impl FnMut(ResourceName, i64) -> i64) -> Self {
+        Resources {
+            cpu_millis: f(ResourceName::Cpu, self.cpu_millis),
+            memory_bytes: f(ResourceName::Memory, self.memory_bytes),
+        }
+    }
+
+    /// Combines two amounts resource by resource.
+    #[must_use]
+    pub fn zip(self, other: Self, mut f: impl FnMut(ResourceName, i64, i64) -> i64) -> Self {
+        Resources {
+            cpu_millis: f(ResourceName::Cpu, self.cpu_millis, other.cpu_millis),
+            memory_bytes: f(ResourceName::Memory, self.memory_bytes, other.memory_bytes),
+        }
+    }
+
+    fn try_zip(
+        self,
+        other: Self,
+        operation: &'static str,
+        f: impl Fn(i64, i64) -> Option<i64>,
+    ) -> Result<Self, ResourceOverflow> {
+        let cpu_millis = f(self.cpu_millis, other.cpu_millis).ok_or(ResourceOverflow {
+            resource: ResourceName::Cpu,
+            operation,
+        })?;
+        let memory_bytes = f(self.memory_bytes, other.memory_bytes).ok_or(ResourceOverflow {
+            resource: ResourceName::Memory,
+            operation,
+        })?;
+        Ok(Resources {
+            cpu_millis,
+            memory_bytes,
+        })
+    }
+
+    /// `self + other`, or an error naming the resource that overflowed.
+    pub fn checked_add(self, other: Self) -> Result<Self, ResourceOverflow> {
+        self.try_zip(other, "add", i64::checked_add)
+    }
+
+    /// `self - other`, or an error naming the resource that overflowed.
+    pub fn checked_sub(self, other: Self) -> Result<Self, ResourceOverflow> {
+        self.try_zip(other, "sub", i64::checked_sub)
+    }
+
+    /// `self × factor`, or an error naming the resource that overflowed.
+    pub fn checked_mul(self, factor: i64) -> Result<Self, ResourceOverflow> {
+        self.try_zip(Resources::new(factor, factor), "mul", i64::checked_mul)
+    }
+
+    /// `self + other`, clamped at the bounds of `i64`.
+    #[must_use]
+    pub fn saturating_add(self, other: Self) -> Self {
+        self.zip(other, |_, a, b| a.saturating_add(b))
+    }
+
+    /// `self - other`, clamped at the bounds of `i64`.
+    #[must_use]
+    pub fn saturating_sub(self, other: Self) -> Self {
+        self.zip(other, |_, a, b| a.saturating_sub(b))
+    }
+
+    /// The larger amount of each resource.
+    #[must_use]
+    pub fn max(self, other: Self) -> Self {
+        self.zip(other, |_, a, b| a.max(b))
+    }
+
+    /// The smaller amount of each resource.
+    #[must_use]
+    pub fn min(self, other: Self) -> Self {
+        self.zip(other, |_, a, b| a.min(b))
+    }
+
+    /// Negative amounts raised to zero.
+    #[must_use]
+    pub fn non_negative(self) -> Self {
+        self.map(|_, v| v.max(0))
+    }
+
+    /// True when every resource of `self` is at most that of `capacity`.
+    #[must_use]
+    pub fn fits_within(&self, capacity: &Self) -> bool {
+        self.cpu_millis <= capacity.cpu_millis && self.memory_bytes <= capacity.memory_bytes
+    }
+
+    /// True when both amounts are zero.
+    #[must_use]
+    pub const fn is_zero(&self) -> bool {
+        self.cpu_millis == 0 && self.memory_bytes == 0
+    }
+
+    /// CPU in cores, for reporting and cost.
+    #[must_use]
+    #[allow(clippy::cast_precision_loss)] // reporting only; exact maths stays in i64
+    pub fn cpu_cores(&self) -> f64 {
+        self.cpu_millis as f64 / 1000.0
+    }
+
+    /// Memory in GiB, for reporting and cost.
+    #[must_use]
+    #[allow(clippy::cast_precision_loss)] // reporting only; exact maths stays in i64
+    pub fn memory_gib(&self) -> f64 {
+        self.memory_bytes as f64 / (1024.0 * 1024.0 * 1024.0)
+    }
+}
+
+impl std::iter::Sum for Resources {
+    /// Saturating sum: totals over a cluster never wrap around.
+    fn sum<I: Iterator<Item = Self>>(iter: I) -> Self {
+        iter.fold(Resources::ZERO, Resources::saturating_add)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+
+    #[rstest]
+    #[case(
+        Resources::new(100, 10),
+        Resources::new(50, 5),
+        Resources::new(150, 15)
+    )]
+    #[case(Resources::new(-1, 0), Resources::new(1, 0), Resources::ZERO)]
+    fn adds(#[case] a: Resources, #[case] b: Resources, #[case] sum: Resources) {
+        assert_eq!(a.checked_add(b), Ok(sum));
+        assert_eq!(a.saturating_add(b), sum);
+    }
+
+    #[test]
+    fn overflow_names_the_resource() {
+        let err = Resources::new(1, i64::MAX)
+            .checked_add(Resources::new(1, 1))
+            .unwrap_err();
+        assert_eq!(err.resource, ResourceName::Memory);
+        assert_eq!(
+            err.to_string(),
+            "memory amount overflowed while computing add"
+        );
+        let err = Resources::new(i64::MIN, 0)
+            .checked_sub(Resources::new(1, 0))
+            .unwrap_err();
+        assert_eq!(err.resource, ResourceName::Cpu);
+        assert!(Resources::new(i64::MAX / 2 + 1, 0).checked_mul(2).is_err());
+        assert_eq!(
+            Resources::new(3, 4).checked_mul(2),
+            Ok(Resources::new(6, 8))
+        );
+    }
+
+    #[test]
+    fn saturating_and_elementwise() {
+        let big = Resources::new(i64::MAX, i64::MIN);
+        assert_eq!(
+            big.saturating_add(Resources::new(1, -1)),
+            Resources::new(i64::MAX, i64::MIN)
+        );
+        let a = Resources::new(100, 900);
+        let b = Resources::new(200, 300);
+        assert_eq!(a.max(b), Resources::new(200, 900));
+        assert_eq!(a.min(b), Resources::new(100, 300));
+        assert!(b.min(a).fits_within(&a));
+        assert!(!b.fits_within(&a));
+        assert_eq!(Resources::new(-5, 7).non_negative(), Resources::new(0, 7));
+        assert_eq!(
+            [a, b].into_iter().sum::<Resources>(),
+            Resources::new(300, 1200)
+        );
+    }
+
+    #[test]
+    fn names_round_trip() {
+        for name in ResourceName::ALL {
+            assert_eq!(ResourceName::parse(name.as_str()), Some(name));
+            assert_eq!(Resources::ZERO.with(name, 7).get(name), 7);
+        }
+        assert_eq!(ResourceName::parse("nvidia.com/gpu"), None);
+    }
+
+    #[test]
+    fn reporting_units() {
+        let r = Resources::new(1500, 3 * 1024 * 1024 * 1024);
+        assert!((r.cpu_cores() - 1.5).abs() < 1e-12);
+        assert!((r.memory_gib() - 3.0).abs() < 1e-12);
+    }
+}

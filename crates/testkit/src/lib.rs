@@ -1,0 +1,1 @@
+//! Dev-only harness: real Prometheus, moto and certificates for integration tests.

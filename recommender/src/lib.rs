@@ -1,0 +1,1 @@
+//! `tailor-recommender`: VPA-compatible recommendations. Not implemented yet (see the open issue).

@@ -1,0 +1,1 @@
+//! `tailor-sim`: offline cost simulation. Not implemented yet (see the open issue).

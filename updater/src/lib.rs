@@ -1,0 +1,1 @@
+//! `tailor-updater`: applies recommendations within disruption budgets. Not implemented yet (see the open issue).
