@@ -3,8 +3,14 @@
 //!
 //! Decisions work in these exact integers so that two runs (live and simulated)
 //! agree to the millicore. Every operation that can overflow has a checked form.
+//!
+//! [`ResourceList`] is the open-ended Kubernetes form (`cpu`, `memory`,
+//! `nvidia.com/gpu`, `ephemeral-storage`, ... → [`Quantity`]); it converts to
+//! and from [`Resources`] at the edges.
 
+use crate::quantity::{Format, Quantity, QuantityError};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::fmt;
 
 /// A resource that Tailor reasons about directly.
@@ -215,6 +221,186 @@ impl std::iter::Sum for Resources {
     /// Saturating sum: totals over a cluster never wrap around.
     fn sum<I: Iterator<Item = Self>>(iter: I) -> Self {
         iter.fold(Resources::ZERO, Resources::saturating_add)
+    }
+}
+
+/// A resource in a [`ResourceList`] failed to convert or to combine.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("resource {resource}: {source}")]
+pub struct ResourceListError {
+    /// The resource name (`cpu`, `memory`, `nvidia.com/gpu`, ...).
+    pub resource: String,
+    /// What went wrong with its quantity.
+    #[source]
+    pub source: QuantityError,
+}
+
+/// Kubernetes' `ResourceList`: resource name → quantity, ordered by name so
+/// that serialised lists and iteration are deterministic.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ResourceList(BTreeMap<String, Quantity>);
+
+impl ResourceList {
+    /// An empty list.
+    #[must_use]
+    pub fn new() -> Self {
+        ResourceList(BTreeMap::new())
+    }
+
+    /// The quantity of one resource, if listed.
+    #[must_use]
+    pub fn get(&self, name: &str) -> Option<&Quantity> {
+        self.0.get(name)
+    }
+
+    /// Sets one resource, returning the quantity it replaced.
+    pub fn insert(&mut self, name: impl Into<String>, quantity: Quantity) -> Option<Quantity> {
+        self.0.insert(name.into(), quantity)
+    }
+
+    /// Builder form of [`ResourceList::insert`].
+    #[must_use]
+    pub fn with(mut self, name: impl Into<String>, quantity: Quantity) -> Self {
+        self.insert(name, quantity);
+        self
+    }
+
+    /// Removes one resource, returning its quantity.
+    pub fn remove(&mut self, name: &str) -> Option<Quantity> {
+        self.0.remove(name)
+    }
+
+    /// Resources in name order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Quantity)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v))
+    }
+
+    /// Number of listed resources.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// True when no resource is listed.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The underlying map.
+    #[must_use]
+    pub fn as_map(&self) -> &BTreeMap<String, Quantity> {
+        &self.0
+    }
+
+    /// Parses `(name, quantity string)` pairs; the error names the resource.
+    pub fn parse<'a>(
+        pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Result<Self, ResourceListError> {
+        pairs
+            .into_iter()
+            .map(|(name, value)| {
+                Quantity::parse(value)
+                    .map(|q| (name.to_owned(), q))
+                    .map_err(|source| ResourceListError {
+                        resource: name.to_owned(),
+                        source,
+                    })
+            })
+            .collect::<Result<BTreeMap<_, _>, _>>()
+            .map(ResourceList)
+    }
+
+    /// Resource-wise `self + other`; a resource missing on one side counts as
+    /// zero. The error names the resource whose sum is not representable.
+    pub fn checked_add(&self, other: &Self) -> Result<Self, ResourceListError> {
+        self.combine(other, Quantity::checked_add)
+    }
+
+    /// Resource-wise `self - other`; a resource missing on one side counts as
+    /// zero, so the result may hold negative quantities.
+    pub fn checked_sub(&self, other: &Self) -> Result<Self, ResourceListError> {
+        self.combine(other, Quantity::checked_sub)
+    }
+
+    fn combine(
+        &self,
+        other: &Self,
+        op: impl Fn(&Quantity, &Quantity) -> Result<Quantity, QuantityError>,
+    ) -> Result<Self, ResourceListError> {
+        let mut out = self.0.clone();
+        for (name, right) in &other.0 {
+            let left = self.0.get(name).copied().unwrap_or_default();
+            let value = op(&left, right).map_err(|source| ResourceListError {
+                resource: name.clone(),
+                source,
+            })?;
+            out.insert(name.clone(), value);
+        }
+        Ok(ResourceList(out))
+    }
+
+    /// CPU in millicores and memory in bytes, each rounded away from zero like
+    /// Kubernetes' `MilliValue()`/`Value()`; a missing resource is zero and other
+    /// resources are ignored. The error names the resource that does not fit.
+    pub fn to_resources(&self) -> Result<Resources, ResourceListError> {
+        let convert = |name: ResourceName| -> Result<i64, ResourceListError> {
+            let Some(q) = self.0.get(name.as_str()) else {
+                return Ok(0);
+            };
+            match name {
+                ResourceName::Cpu => q.milli_value(),
+                ResourceName::Memory => q.value(),
+            }
+            .map_err(|source| ResourceListError {
+                resource: name.as_str().to_owned(),
+                source,
+            })
+        };
+        Ok(Resources {
+            cpu_millis: convert(ResourceName::Cpu)?,
+            memory_bytes: convert(ResourceName::Memory)?,
+        })
+    }
+}
+
+impl From<Resources> for ResourceList {
+    /// `cpu` as a DecimalSI milli-quantity, `memory` as BinarySI bytes, as
+    /// Kubernetes builds them (`1500m`, `128Mi`).
+    fn from(r: Resources) -> Self {
+        ResourceList::new()
+            .with(
+                ResourceName::Cpu.as_str(),
+                Quantity::from_milli(r.cpu_millis, Format::DecimalSI),
+            )
+            .with(
+                ResourceName::Memory.as_str(),
+                Quantity::from_int(r.memory_bytes, Format::BinarySI),
+            )
+    }
+}
+
+impl TryFrom<&ResourceList> for Resources {
+    type Error = ResourceListError;
+
+    fn try_from(list: &ResourceList) -> Result<Self, Self::Error> {
+        list.to_resources()
+    }
+}
+
+impl FromIterator<(String, Quantity)> for ResourceList {
+    fn from_iter<I: IntoIterator<Item = (String, Quantity)>>(iter: I) -> Self {
+        ResourceList(iter.into_iter().collect())
+    }
+}
+
+impl<'a> IntoIterator for &'a ResourceList {
+    type Item = (&'a String, &'a Quantity);
+    type IntoIter = std::collections::btree_map::Iter<'a, String, Quantity>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
     }
 }
 

@@ -1,0 +1,762 @@
+//! Kubernetes resource quantities (`100m`, `128Mi`, `1e3`), parsed and printed
+//! the way apimachinery's `resource.Quantity` does.
+//!
+//! A quantity is an exact decimal: an `i128` mantissa with no trailing zeros
+//! times a power of ten. No floating point is involved anywhere on the value
+//! path. Parsing follows the grammar in the `resource.Quantity` doc comment:
+//!
+//! ```text
+//! <quantity> ::= <sign>? <digits> [ "." <digits>? ] <suffix>   (at least one digit)
+//! <suffix>   ::= "" | n | u | m | k | M | G | T | P | E        (DecimalSI)
+//!              | Ki | Mi | Gi | Ti | Pi | Ei                   (BinarySI)
+//!              | ("e" | "E") <sign>? <digits>                  (DecimalExponent)
+//! ```
+//!
+//! with the two adjustments Kubernetes makes while parsing: a non-zero value
+//! finer than `1n` is rounded away from zero to a whole number of nanos, and a
+//! BinarySI value is capped at `2^63 - 1` in magnitude (a BinarySI value below
+//! one in magnitude becomes DecimalSI). Printing is Kubernetes' canonical form:
+//! no fractional digits, the largest suffix that loses nothing, in the format
+//! the quantity was parsed with.
+//!
+//! Where Kubernetes has known bugs this module follows the behaviour its own
+//! exact reference model (`internal/exact`) describes instead:
+//! - digit-less input (`""`, `"-"`, `"."`, `"k"`) is an error, not zero;
+//! - `String()` never echoes a non-canonical input spelling (`"+1"`, `"1E3"`,
+//!   `"01"` print as `"1"`, `"1e3"`, `"1"`);
+//! - a decimal exponent outside `±(2^31 - 1)` is an error rather than being
+//!   truncated to 32 bits.
+//!
+//! Limits of this representation (Kubernetes itself uses arbitrary precision):
+//! at most 38 significant digits survive nano rounding, and the normalised
+//! decimal exponent must fit `i32`; anything beyond is
+//! [`QuantityError::OutOfRange`]. A BinarySI quantity grown by arithmetic past
+//! `u128` prints in exponent form.
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::cmp::Ordering;
+use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::str::FromStr;
+
+/// How a quantity is printed; parsing remembers the format of its suffix.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Format {
+    /// Powers of ten with SI suffixes: `n u m "" k M G T P E` (`1500m`, `2G`).
+    #[default]
+    DecimalSI,
+    /// Powers of 1024: `Ki Mi Gi Ti Pi Ei` (`128Mi`).
+    BinarySI,
+    /// Scientific notation with a power-of-ten exponent (`12e6`, `1e-3`).
+    DecimalExponent,
+}
+
+/// Why a string is not a quantity, or why a quantity does not convert.
+/// Every variant names the offending input.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum QuantityError {
+    /// The string does not follow the quantity grammar.
+    #[error("quantity {input:?} is malformed: {reason}")]
+    Malformed {
+        /// The string that failed to parse.
+        input: String,
+        /// What was wrong with it.
+        reason: &'static str,
+    },
+    /// The string is well formed but its value cannot be represented exactly.
+    #[error("quantity {input:?} is out of range: {reason}")]
+    OutOfRange {
+        /// The string that failed to parse.
+        input: String,
+        /// Which limit it exceeded.
+        reason: &'static str,
+    },
+    /// A conversion to an `i64` count of units overflowed.
+    #[error("quantity {input:?} does not fit in i64 {unit}")]
+    DoesNotFit {
+        /// The quantity, in canonical form.
+        input: String,
+        /// The unit of the conversion (`"units"`, `"milli-units"`).
+        unit: &'static str,
+    },
+    /// Adding or subtracting two quantities left the representable range.
+    #[error("quantity arithmetic overflowed: {left:?} {op} {right:?}")]
+    ArithmeticOverflow {
+        /// The left operand, in canonical form.
+        left: String,
+        /// The operation (`+` or `-`).
+        op: &'static str,
+        /// The right operand, in canonical form.
+        right: String,
+    },
+}
+
+/// A Kubernetes resource quantity: an exact decimal value plus the format it
+/// prints in. Equality, ordering and hashing are by value only, so
+/// `1000m == 1` and `1Ki == 1024`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Quantity {
+    /// Value digits with no trailing decimal zeros; zero has exponent 0.
+    mantissa: i128,
+    /// Power of ten the mantissa is multiplied by.
+    exponent: i32,
+    format: Format,
+}
+
+/// The largest BinarySI magnitude parsing keeps; larger values are capped.
+const BINARY_CAP: u128 = i64::MAX as u128;
+/// Nano units at and above `10^NANO_DIGIT_LIMIT` already exceed the binary cap.
+const NANO_DIGIT_LIMIT: i64 = 29;
+/// Finest decimal exponent a parsed quantity keeps.
+const NANO: i64 = -9;
+
+/// `10^n` for `n <= 38`, the powers that fit `u128`.
+fn pow10(n: u32) -> Option<u128> {
+    10u128.checked_pow(n)
+}
+
+/// Number of decimal digits of a non-zero magnitude.
+fn digit_count(mut v: u128) -> i64 {
+    let mut n = 0;
+    while v > 0 {
+        v /= 10;
+        n += 1;
+    }
+    n
+}
+
+fn malformed(input: &str, reason: &'static str) -> QuantityError {
+    QuantityError::Malformed {
+        input: input.to_owned(),
+        reason,
+    }
+}
+
+fn out_of_range(input: &str, reason: &'static str) -> QuantityError {
+    QuantityError::OutOfRange {
+        input: input.to_owned(),
+        reason,
+    }
+}
+
+/// What a suffix multiplies the number by.
+#[derive(Clone, Copy)]
+enum Suffix {
+    /// `10^exp`, printed in the given format.
+    Decimal(i64, Format),
+    /// `2^exp`.
+    Binary(u32),
+}
+
+fn parse_suffix(input: &str, suffix: &str) -> Result<Suffix, QuantityError> {
+    let si = |e| Ok(Suffix::Decimal(e, Format::DecimalSI));
+    match suffix {
+        "" => return si(0),
+        "n" => return si(-9),
+        "u" => return si(-6),
+        "m" => return si(-3),
+        "k" => return si(3),
+        "M" => return si(6),
+        "G" => return si(9),
+        "T" => return si(12),
+        "P" => return si(15),
+        "E" => return si(18),
+        "Ki" => return Ok(Suffix::Binary(10)),
+        "Mi" => return Ok(Suffix::Binary(20)),
+        "Gi" => return Ok(Suffix::Binary(30)),
+        "Ti" => return Ok(Suffix::Binary(40)),
+        "Pi" => return Ok(Suffix::Binary(50)),
+        "Ei" => return Ok(Suffix::Binary(60)),
+        _ => {}
+    }
+    let bytes = suffix.as_bytes();
+    match bytes.first() {
+        Some(b'e' | b'E') => {}
+        Some(b'.') => return Err(malformed(input, "more than one decimal point")),
+        _ => return Err(malformed(input, "unknown suffix")),
+    }
+    let (negative, digits) = match bytes.get(1) {
+        Some(b'-') => (true, &bytes[2..]),
+        Some(b'+') => (false, &bytes[2..]),
+        _ => (false, &bytes[1..]),
+    };
+    if digits.is_empty() {
+        return Err(malformed(input, "exponent has no digits"));
+    }
+    let mut exp: i64 = 0;
+    for &d in digits {
+        if !d.is_ascii_digit() {
+            return Err(malformed(input, "exponent is not an integer"));
+        }
+        // Saturate: anything past i32 is rejected below, so the exact size is moot.
+        exp = exp
+            .saturating_mul(10)
+            .saturating_add(i64::from(d - b'0'))
+            .min(i64::from(u32::MAX));
+    }
+    if exp > i64::from(i32::MAX) {
+        return Err(out_of_range(input, "decimal exponent beyond ±2147483647"));
+    }
+    Ok(Suffix::Decimal(
+        if negative { -exp } else { exp },
+        Format::DecimalExponent,
+    ))
+}
+
+/// The digits of the number part, most significant first, skipping the point.
+fn number_digits<'a>(int: &'a [u8], frac: &'a [u8]) -> impl DoubleEndedIterator<Item = u8> + 'a {
+    int.iter().chain(frac.iter()).map(|d| d - b'0')
+}
+
+/// Exact value of `digits × 10^(int_len - 1 + exp)…` with sub-nano digits
+/// rounded away from zero into one extra nano.
+fn parse_decimal(
+    input: &str,
+    int: &[u8],
+    frac: &[u8],
+    exp: i64,
+) -> Result<(u128, i64), QuantityError> {
+    let too_precise = || out_of_range(input, "more than 38 significant digits");
+    // Position (power of ten) of the first digit; each next digit is one lower.
+    let first_pos = exp + int.len() as i64 - 1;
+    let mut acc: u128 = 0;
+    let mut acc_pos: i64 = 0;
+    let mut sticky = false;
+    for (i, d) in number_digits(int, frac).enumerate() {
+        if d == 0 {
+            continue;
+        }
+        let pos = first_pos - i as i64;
+        if pos < NANO {
+            sticky = true;
+            break;
+        }
+        if acc == 0 {
+            acc = u128::from(d);
+        } else {
+            let shift = u32::try_from(acc_pos - pos).map_err(|_| too_precise())?;
+            acc = pow10(shift)
+                .and_then(|p| acc.checked_mul(p))
+                .and_then(|a| a.checked_add(u128::from(d)))
+                .ok_or_else(too_precise)?;
+        }
+        acc_pos = pos;
+    }
+    if sticky {
+        // Kubernetes rounds a sub-nano remainder up so a request for "some"
+        // resource never becomes zero.
+        if acc == 0 {
+            acc = 1;
+        } else {
+            let shift = u32::try_from(acc_pos - NANO).map_err(|_| too_precise())?;
+            acc = pow10(shift)
+                .and_then(|p| acc.checked_mul(p))
+                .and_then(|a| a.checked_add(1))
+                .ok_or_else(too_precise)?;
+        }
+        acc_pos = NANO;
+    }
+    Ok((acc, acc_pos))
+}
+
+/// Exact value of `digits × 10^-frac_len × 2^power`, in nanos rounded away from
+/// zero, capped at `2^63 - 1` units. Multiplies the digit string by `2^power`
+/// from the right so that arbitrarily long inputs need no big integers.
+fn parse_binary(int: &[u8], frac: &[u8], power: u32) -> (u128, i64) {
+    let multiplier: u128 = 1 << power;
+    // Product digit t (from the right) sits at 10^(t - frac_len); in nanos at
+    // index t - frac_len + 9.
+    let offset = 9 - frac.len() as i64;
+    let mut nanos: u128 = 0;
+    let mut sticky = false;
+    let mut capped = false;
+    let mut carry: u128 = 0;
+    let mut t: i64 = 0;
+    let mut emit = |digit: u128, t: i64| {
+        if digit == 0 {
+            return;
+        }
+        let idx = t + offset;
+        if idx < 0 {
+            sticky = true;
+        } else if idx >= NANO_DIGIT_LIMIT {
+            capped = true;
+        } else {
+            // idx < 29, so this cannot overflow: the sum stays below 10^29.
+            nanos += digit * 10u128.pow(idx as u32);
+        }
+    };
+    for d in number_digits(int, frac).rev() {
+        let x = u128::from(d) * multiplier + carry;
+        emit(x % 10, t);
+        carry = x / 10;
+        t += 1;
+    }
+    while carry > 0 {
+        emit(carry % 10, t);
+        carry /= 10;
+        t += 1;
+    }
+    if sticky {
+        nanos += 1;
+    }
+    if capped || nanos > BINARY_CAP * 1_000_000_000 {
+        (BINARY_CAP, 0)
+    } else {
+        (nanos, NANO)
+    }
+}
+
+impl Quantity {
+    /// Builds `mantissa × 10^exponent`, stripping trailing zeros; `None` when
+    /// the normalised exponent does not fit `i32`.
+    fn normalized(mut mantissa: i128, mut exponent: i64, format: Format) -> Option<Self> {
+        if mantissa == 0 {
+            return Some(Quantity {
+                mantissa: 0,
+                exponent: 0,
+                format,
+            });
+        }
+        while mantissa % 10 == 0 {
+            mantissa /= 10;
+            exponent += 1;
+        }
+        Some(Quantity {
+            mantissa,
+            exponent: i32::try_from(exponent).ok()?,
+            format,
+        })
+    }
+
+    /// Parses a Kubernetes quantity string (see the module docs for the grammar).
+    pub fn parse(s: &str) -> Result<Quantity, QuantityError> {
+        let bytes = s.as_bytes();
+        if bytes.is_empty() {
+            return Err(malformed(s, "it is empty"));
+        }
+        let (negative, mut i) = match bytes[0] {
+            b'-' => (true, 1),
+            b'+' => (false, 1),
+            _ => (false, 0),
+        };
+        let int_start = i;
+        while i < bytes.len() && bytes[i].is_ascii_digit() {
+            i += 1;
+        }
+        let int = &bytes[int_start..i];
+        let mut frac: &[u8] = &[];
+        if i < bytes.len() && bytes[i] == b'.' {
+            i += 1;
+            let frac_start = i;
+            while i < bytes.len() && bytes[i].is_ascii_digit() {
+                i += 1;
+            }
+            frac = &bytes[frac_start..i];
+        }
+        if int.is_empty() && frac.is_empty() {
+            return Err(malformed(s, "the number has no digits"));
+        }
+        // Everything consumed so far is ASCII, so `i` is a char boundary.
+        let suffix = parse_suffix(s, &s[i..])?;
+        let (magnitude, exponent, format) = match suffix {
+            Suffix::Decimal(exp, format) => {
+                let (m, e) = parse_decimal(s, int, frac, exp)?;
+                (m, e, format)
+            }
+            Suffix::Binary(power) => {
+                let (m, e) = parse_binary(int, frac, power);
+                // Kubernetes keeps a fraction of a unit in DecimalSI rather than
+                // rounding it to a binary suffix.
+                let format = if m != 0 && e < 0 && m < 1_000_000_000 {
+                    Format::DecimalSI
+                } else {
+                    Format::BinarySI
+                };
+                (m, e, format)
+            }
+        };
+        let mantissa = i128::try_from(magnitude)
+            .map_err(|_| out_of_range(s, "more than 38 significant digits"))?;
+        let mantissa = if negative { -mantissa } else { mantissa };
+        Quantity::normalized(mantissa, exponent, format)
+            .ok_or_else(|| out_of_range(s, "decimal exponent beyond ±2147483647"))
+    }
+
+    /// `millis / 1000` in the given format, like `resource.NewMilliQuantity`.
+    #[must_use]
+    pub fn from_milli(millis: i64, format: Format) -> Quantity {
+        Quantity::from_scaled(millis, -3, format)
+    }
+
+    /// `value` in the given format, like `resource.NewQuantity`.
+    #[must_use]
+    pub fn from_int(value: i64, format: Format) -> Quantity {
+        Quantity::from_scaled(value, 0, format)
+    }
+
+    /// `value × 10^scale` (`scale` in `-9..=18` never fails to be exact).
+    fn from_scaled(value: i64, scale: i64, format: Format) -> Quantity {
+        // An i64 has at most 19 digits, so the exponent stays tiny.
+        Quantity::normalized(i128::from(value), scale, format).unwrap_or(Quantity {
+            mantissa: 0,
+            exponent: 0,
+            format,
+        })
+    }
+
+    /// Zero in DecimalSI.
+    #[must_use]
+    pub const fn zero() -> Quantity {
+        Quantity {
+            mantissa: 0,
+            exponent: 0,
+            format: Format::DecimalSI,
+        }
+    }
+
+    /// The format this quantity prints in.
+    #[must_use]
+    pub const fn format(&self) -> Format {
+        self.format
+    }
+
+    /// The same value, printed in another format.
+    #[must_use]
+    pub const fn with_format(mut self, format: Format) -> Quantity {
+        self.format = format;
+        self
+    }
+
+    /// True when the value is zero.
+    #[must_use]
+    pub const fn is_zero(&self) -> bool {
+        self.mantissa == 0
+    }
+
+    /// -1, 0 or 1 by the sign of the value.
+    #[must_use]
+    pub const fn signum(&self) -> i32 {
+        self.mantissa.signum() as i32
+    }
+
+    /// The value's digits without trailing zeros (0 for zero).
+    #[must_use]
+    pub const fn mantissa(&self) -> i128 {
+        self.mantissa
+    }
+
+    /// The power of ten the mantissa is multiplied by (0 for zero).
+    #[must_use]
+    pub const fn exponent(&self) -> i32 {
+        self.exponent
+    }
+
+    /// The value in millis (`ceil(q × 1000)`, away from zero), like `MilliValue()`.
+    pub fn milli_value(&self) -> Result<i64, QuantityError> {
+        self.scaled_value(-3, "milli-units")
+    }
+
+    /// The value in units, rounded away from zero, like `Value()`.
+    pub fn value(&self) -> Result<i64, QuantityError> {
+        self.scaled_value(0, "units")
+    }
+
+    /// `q / 10^scale` rounded away from zero, like `ScaledValue(scale)`, or an
+    /// error when that does not fit `i64`.
+    pub fn scaled_value(&self, scale: i32, unit: &'static str) -> Result<i64, QuantityError> {
+        let does_not_fit = || QuantityError::DoesNotFit {
+            input: self.to_string(),
+            unit,
+        };
+        if self.mantissa == 0 {
+            return Ok(0);
+        }
+        let magnitude = self.mantissa.unsigned_abs();
+        let shift = i64::from(self.exponent) - i64::from(scale);
+        let units = if shift >= 0 {
+            u32::try_from(shift)
+                .ok()
+                .and_then(pow10)
+                .and_then(|p| magnitude.checked_mul(p))
+                .ok_or_else(does_not_fit)?
+        } else {
+            match u32::try_from(-shift).ok().and_then(pow10) {
+                Some(p) => magnitude / p + u128::from(magnitude % p != 0),
+                // Less than one unit of 10^scale: rounds away from zero to one.
+                None => 1,
+            }
+        };
+        let signed = if self.mantissa < 0 {
+            i128::try_from(units).map(|u| -u)
+        } else {
+            i128::try_from(units)
+        };
+        signed
+            .ok()
+            .and_then(|v| i64::try_from(v).ok())
+            .ok_or_else(does_not_fit)
+    }
+
+    /// `self + other`, in `self`'s format (or `other`'s when `self` is zero,
+    /// as `Quantity.Add` does), or an error when the exact sum is not
+    /// representable.
+    pub fn checked_add(&self, other: &Quantity) -> Result<Quantity, QuantityError> {
+        self.combine(other, false)
+    }
+
+    /// `self - other`, formatted like [`Quantity::checked_add`].
+    pub fn checked_sub(&self, other: &Quantity) -> Result<Quantity, QuantityError> {
+        self.combine(other, true)
+    }
+
+    fn combine(&self, other: &Quantity, subtract: bool) -> Result<Quantity, QuantityError> {
+        let overflow = || QuantityError::ArithmeticOverflow {
+            left: self.to_string(),
+            op: if subtract { "-" } else { "+" },
+            right: other.to_string(),
+        };
+        let rhs = if subtract {
+            other.mantissa.checked_neg().ok_or_else(overflow)?
+        } else {
+            other.mantissa
+        };
+        if self.mantissa == 0 {
+            return Quantity::normalized(rhs, i64::from(other.exponent), other.format)
+                .ok_or_else(overflow);
+        }
+        if rhs == 0 {
+            return Ok(*self);
+        }
+        let exponent = self.exponent.min(other.exponent);
+        let align = |m: i128, e: i32| -> Option<i128> {
+            let shift = u32::try_from(i64::from(e) - i64::from(exponent)).ok()?;
+            m.checked_mul(i128::try_from(pow10(shift)?).ok()?)
+        };
+        let sum = align(self.mantissa, self.exponent)
+            .zip(align(rhs, other.exponent))
+            .and_then(|(a, b)| a.checked_add(b))
+            .ok_or_else(overflow)?;
+        Quantity::normalized(sum, i64::from(exponent), self.format).ok_or_else(overflow)
+    }
+
+    /// The negated value, same format.
+    #[must_use]
+    pub fn neg(&self) -> Quantity {
+        Quantity {
+            // The mantissa is parsed or summed within ±i128::MAX, never MIN.
+            mantissa: self.mantissa.saturating_neg(),
+            ..*self
+        }
+    }
+
+    /// Writes the value in decimal: mantissa, padding zeros to a multiple-of-3
+    /// exponent, then an SI suffix (DecimalSI) or `e<exp>`.
+    fn write_decimal(&self, f: &mut fmt::Formatter<'_>, format: Format) -> fmt::Result {
+        let exponent = i64::from(self.exponent);
+        let pad = exponent.rem_euclid(3);
+        let exponent = exponent - pad;
+        write!(f, "{}", self.mantissa)?;
+        for _ in 0..pad {
+            f.write_str("0")?;
+        }
+        let si = match exponent {
+            -9 => Some("n"),
+            -6 => Some("u"),
+            -3 => Some("m"),
+            0 => Some(""),
+            3 => Some("k"),
+            6 => Some("M"),
+            9 => Some("G"),
+            12 => Some("T"),
+            15 => Some("P"),
+            18 => Some("E"),
+            _ => None,
+        };
+        match si {
+            Some(s) if format == Format::DecimalSI => f.write_str(s),
+            _ if exponent == 0 => Ok(()),
+            _ => write!(f, "e{exponent}"),
+        }
+    }
+
+    /// Writes a BinarySI value: whole multiples of 1024^k with the largest
+    /// suffix up to `Ei`; fractions and values below 1024 print as DecimalSI.
+    fn write_binary(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.exponent < 0 {
+            return self.write_decimal(f, Format::DecimalSI);
+        }
+        // 10^70 already holds seven factors of 1024, one past Ei.
+        if self.exponent >= 70 {
+            return self.write_decimal(f, Format::DecimalExponent);
+        }
+        let magnitude = pow10(self.exponent as u32)
+            .and_then(|p| self.mantissa.unsigned_abs().checked_mul(p));
+        let Some(n) = magnitude else {
+            // Only arithmetic reaches this; exponent form keeps the value exact.
+            return self.write_decimal(f, Format::DecimalExponent);
+        };
+        if n < 1024 {
+            return self.write_decimal(f, Format::DecimalSI);
+        }
+        let k = n.trailing_zeros() / 10;
+        if k > 6 {
+            return self.write_decimal(f, Format::DecimalExponent);
+        }
+        const SUFFIXES: [&str; 7] = ["", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei"];
+        if self.mantissa < 0 {
+            f.write_str("-")?;
+        }
+        write!(f, "{}{}", n >> (10 * k), SUFFIXES[k as usize])
+    }
+}
+
+impl fmt::Display for Quantity {
+    /// Kubernetes' canonical form (`Quantity.String()`).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.mantissa == 0 {
+            return f.write_str("0");
+        }
+        match self.format {
+            Format::BinarySI => self.write_binary(f),
+            format => self.write_decimal(f, format),
+        }
+    }
+}
+
+impl FromStr for Quantity {
+    type Err = QuantityError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Quantity::parse(s)
+    }
+}
+
+impl TryFrom<&str> for Quantity {
+    type Error = QuantityError;
+
+    fn try_from(s: &str) -> Result<Self, Self::Error> {
+        Quantity::parse(s)
+    }
+}
+
+impl PartialEq for Quantity {
+    fn eq(&self, other: &Self) -> bool {
+        // Normalised form makes the representation unique per value.
+        self.mantissa == other.mantissa && self.exponent == other.exponent
+    }
+}
+
+impl Eq for Quantity {}
+
+impl Hash for Quantity {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.mantissa.hash(state);
+        self.exponent.hash(state);
+    }
+}
+
+impl PartialOrd for Quantity {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Quantity {
+    fn cmp(&self, other: &Self) -> Ordering {
+        let (a, b) = (self.mantissa.signum(), other.mantissa.signum());
+        if a != b || a == 0 {
+            return a.cmp(&b);
+        }
+        let magnitude = compare_magnitude(self, other);
+        if a > 0 { magnitude } else { magnitude.reverse() }
+    }
+}
+
+/// Compares `|a|` and `|b|` for non-zero normalised quantities without
+/// materialising either value.
+fn compare_magnitude(a: &Quantity, b: &Quantity) -> Ordering {
+    let (ma, mb) = (a.mantissa.unsigned_abs(), b.mantissa.unsigned_abs());
+    let (ea, eb) = (i64::from(a.exponent), i64::from(b.exponent));
+    // 10^(e + digits - 1) <= |x| < 10^(e + digits).
+    let (ta, tb) = (ea + digit_count(ma), eb + digit_count(mb));
+    if ta != tb {
+        return ta.cmp(&tb);
+    }
+    // Same leading position: the exponents differ by fewer than 39 digits.
+    let scale = |m: u128, shift: i64| pow10(shift as u32).and_then(|p| m.checked_mul(p));
+    match ea.cmp(&eb) {
+        Ordering::Equal => ma.cmp(&mb),
+        // An aligned mantissa that overflows u128 exceeds any i128 magnitude.
+        Ordering::Greater => scale(ma, ea - eb).map_or(Ordering::Greater, |x| x.cmp(&mb)),
+        Ordering::Less => scale(mb, eb - ea).map_or(Ordering::Less, |x| ma.cmp(&x)),
+    }
+}
+
+impl Serialize for Quantity {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Quantity {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = Quantity;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a Kubernetes quantity string such as \"100m\" or \"128Mi\"")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Quantity, E> {
+                // apimachinery trims surrounding whitespace in UnmarshalJSON.
+                Quantity::parse(v.trim()).map_err(E::custom)
+            }
+
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Quantity, E> {
+                Ok(Quantity::from_int(v, Format::DecimalSI))
+            }
+
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Quantity, E> {
+                Quantity::normalized(i128::from(v), 0, Format::DecimalSI)
+                    .ok_or_else(|| E::custom(format!("quantity {v} is out of range")))
+            }
+
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Quantity, E> {
+                // A bare YAML/JSON number such as `0.5`: Rust prints the shortest
+                // decimal that reads back as the same f64, which is the text the
+                // author wrote for any value with up to 15 significant digits.
+                if !v.is_finite() {
+                    return Err(E::custom(format!("quantity {v} is not a finite number")));
+                }
+                Quantity::parse(&v.to_string()).map_err(E::custom)
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
+}
+
+/// Millicores in a CPU quantity string, rounded away from zero (`"100m"` → 100,
+/// `"1.5"` → 1500, `"0.1m"` → 1).
+pub fn cpu_millis(s: &str) -> Result<i64, QuantityError> {
+    Quantity::parse(s)?.milli_value()
+}
+
+/// Bytes in a memory quantity string, rounded away from zero (`"128Mi"` →
+/// 134217728, `"1G"` → 1000000000).
+pub fn memory_bytes(s: &str) -> Result<i64, QuantityError> {
+    Quantity::parse(s)?.value()
+}
+
+/// Millicores as Kubernetes prints a CPU quantity (`1500` → `"1500m"`, `2000` → `"2"`).
+#[must_use]
+pub fn format_cpu_millis(millis: i64) -> String {
+    Quantity::from_milli(millis, Format::DecimalSI).to_string()
+}
+
+/// Bytes as Kubernetes prints a BinarySI memory quantity (`134217728` → `"128Mi"`).
+#[must_use]
+pub fn format_memory_bytes(bytes: i64) -> String {
+    Quantity::from_int(bytes, Format::BinarySI).to_string()
+}
