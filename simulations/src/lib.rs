@@ -5,7 +5,9 @@
 //! synthetic workloads. The engine, scenario files and reports are not built
 //! yet; there is no `tailor-sim` binary until they are.
 
+pub mod duration;
 pub mod report;
+pub mod scenario;
 pub mod synthetic;
 pub mod trace;
 

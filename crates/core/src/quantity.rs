@@ -590,8 +590,8 @@ impl Quantity {
         if self.exponent >= 70 {
             return self.write_decimal(f, Format::DecimalExponent);
         }
-        let magnitude = pow10(self.exponent as u32)
-            .and_then(|p| self.mantissa.unsigned_abs().checked_mul(p));
+        let magnitude =
+            pow10(self.exponent as u32).and_then(|p| self.mantissa.unsigned_abs().checked_mul(p));
         let Some(n) = magnitude else {
             // Only arithmetic reaches this; exponent form keeps the value exact.
             return self.write_decimal(f, Format::DecimalExponent);
@@ -669,7 +669,11 @@ impl Ord for Quantity {
             return a.cmp(&b);
         }
         let magnitude = compare_magnitude(self, other);
-        if a > 0 { magnitude } else { magnitude.reverse() }
+        if a > 0 {
+            magnitude
+        } else {
+            magnitude.reverse()
+        }
     }
 }
 
