@@ -5,6 +5,7 @@
 //! synthetic workloads. The engine, scenario files and reports are not built
 //! yet; there is no `tailor-sim` binary until they are.
 
+pub mod demand;
 pub mod duration;
 pub mod report;
 pub mod scenario;
