@@ -6,5 +6,7 @@
 //! simulator call the same code, so what the simulator predicts is what
 //! production does.
 
+pub mod admission;
 pub mod policy;
 pub mod resources;
+pub mod update;
