@@ -705,3 +705,520 @@ pub fn compute_pod_patch(
     ));
     result
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::ContainerPolicy;
+    use rstest::rstest;
+    use serde_json::json;
+
+    const MI: i64 = 1024 * 1024;
+
+    fn pr(cpu: Option<i64>, mem: Option<i64>) -> PartialResources {
+        PartialResources {
+            cpu_millis: cpu,
+            memory_bytes: mem,
+        }
+    }
+
+    fn rec(name: &str, target: PartialResources) -> ContainerRecommendation {
+        ContainerRecommendation {
+            container_name: name.to_owned(),
+            target,
+            lower_bound: target,
+            upper_bound: target,
+            uncapped_target: target,
+        }
+    }
+
+    fn pod_rec(recs: Vec<ContainerRecommendation>) -> PodRecommendation {
+        PodRecommendation {
+            container_recommendations: recs,
+        }
+    }
+
+    fn ops(patch: &AdmissionPatch) -> Vec<(String, serde_json::Value)> {
+        patch
+            .operations
+            .iter()
+            .map(|o| {
+                assert_eq!(o.op, "add");
+                (o.path.clone(), o.value.clone())
+            })
+            .collect()
+    }
+
+    // REFERENCE.md vectors plus upstream's edge cases.
+    #[rstest]
+    #[case::reference_ratio(Some(2000), Some(1000), Some(10_000), None, Some(20_000))]
+    #[case::reference_no_request(Some(2000), None, Some(10_000), None, Some(10_000))]
+    #[case::equal_limit_and_request(Some(500), Some(500), Some(700), None, Some(700))]
+    #[case::no_limit(None, Some(1000), Some(2000), None, None)]
+    #[case::zero_limit_uses_default(Some(0), Some(1000), Some(2000), Some(3000), Some(6000))]
+    #[case::default_limit(None, Some(1000), Some(2000), Some(1500), Some(3000))]
+    #[case::zero_recommendation(Some(2000), Some(1000), Some(0), None, None)]
+    #[case::truncates(Some(1000), Some(3000), Some(1000), None, Some(333))]
+    fn proportional_limits(
+        #[case] limit: Option<i64>,
+        #[case] request: Option<i64>,
+        #[case] new_request: Option<i64>,
+        #[case] default_limit: Option<i64>,
+        #[case] expected: Option<i64>,
+    ) {
+        let (got, _) = proportional_limit(
+            ResourceName::Cpu,
+            limit,
+            request,
+            new_request,
+            default_limit,
+        );
+        assert_eq!(got, expected);
+    }
+
+    #[test]
+    fn proportional_limit_caps_at_i64_max_and_says_so() {
+        let (got, note) = proportional_limit(
+            ResourceName::Memory,
+            Some(i64::MAX / 2),
+            Some(1),
+            Some(10),
+            None,
+        );
+        assert_eq!(got, Some(i64::MAX));
+        assert_eq!(
+            note.as_deref(),
+            Some("memory: failed to keep limit to request ratio; capping limit to int64")
+        );
+        let (_, note) = proportional_limit(ResourceName::Cpu, None, Some(1), Some(2), None);
+        assert_eq!(
+            note.as_deref(),
+            Some("cpu: limit NOT set since originalLimit is nil or 0")
+        );
+    }
+
+    #[rstest]
+    #[case("vpaUpdates", "vpaUpdates")]
+    #[case("example.com/owner", "example.com~1owner")]
+    #[case("a~b/c", "a~0b~1c")]
+    #[case("~1", "~01")]
+    fn escapes_json_pointer_tokens(#[case] raw: &str, #[case] escaped: &str) {
+        assert_eq!(escape_json_pointer(raw), escaped);
+    }
+
+    #[rstest]
+    #[case(ResourceName::Cpu, 2000, "2")]
+    #[case(ResourceName::Cpu, 250, "250m")]
+    #[case(ResourceName::Cpu, 1500, "1500m")]
+    #[case(ResourceName::Cpu, 0, "0")]
+    #[case(ResourceName::Memory, 262_144_000, "262144000")]
+    fn formats_quantities(#[case] r: ResourceName, #[case] v: i64, #[case] s: &str) {
+        assert_eq!(format_quantity(r, v), s);
+    }
+
+    #[test]
+    fn patches_requests_and_scales_limits() {
+        let pod = AdmissionPod {
+            containers: vec![AdmissionContainer::new(
+                "app",
+                pr(Some(100), Some(100 * MI)),
+                pr(Some(200), None),
+            )],
+            has_annotations: true,
+        };
+        let recommendation = pod_rec(vec![rec("app", pr(Some(250), Some(200 * MI)))]);
+        let patch = compute_pod_patch(
+            "my-vpa",
+            UpdateMode::Recreate,
+            &pod,
+            &recommendation,
+            &ResourcePolicy::default(),
+            &NamespaceLimits::default(),
+        );
+        let expected_updates = "Pod resources updated by my-vpa: container 0: \
+            memory: limit NOT set since originalLimit is nil or 0, cpu request, memory request, cpu limit";
+        assert_eq!(
+            ops(&patch),
+            vec![
+                (
+                    "/spec/containers/0/resources/requests/cpu".into(),
+                    json!("250m")
+                ),
+                (
+                    "/spec/containers/0/resources/requests/memory".into(),
+                    json!("209715200")
+                ),
+                (
+                    "/spec/containers/0/resources/limits/cpu".into(),
+                    json!("500m")
+                ),
+                (
+                    "/metadata/annotations/vpaUpdates".into(),
+                    json!(expected_updates)
+                ),
+                (
+                    "/metadata/annotations/vpaObservedContainers".into(),
+                    json!("app")
+                ),
+            ]
+        );
+        assert_eq!(patch.updates_annotation.as_deref(), Some(expected_updates));
+        assert_eq!(
+            patch.containers,
+            vec![Some(ContainerResources {
+                requests: pr(Some(250), Some(200 * MI)),
+                limits: pr(Some(500), None),
+            })]
+        );
+        // The patch serialises as RFC 6902 operations.
+        let v = serde_json::to_value(&patch.operations[0]).unwrap();
+        assert_eq!(
+            v,
+            json!({"op": "add", "path": "/spec/containers/0/resources/requests/cpu", "value": "250m"})
+        );
+    }
+
+    #[test]
+    fn creates_missing_objects_and_skips_containers_without_recommendation() {
+        let pod = AdmissionPod {
+            containers: vec![
+                AdmissionContainer::new("sidecar", PartialResources::NONE, PartialResources::NONE),
+                AdmissionContainer::new("app", PartialResources::NONE, PartialResources::NONE),
+            ],
+            has_annotations: false,
+        };
+        let recommendation = pod_rec(vec![rec("app", pr(Some(1000), None))]);
+        let patch = compute_pod_patch(
+            "v",
+            UpdateMode::Auto,
+            &pod,
+            &recommendation,
+            &ResourcePolicy::default(),
+            &NamespaceLimits::default(),
+        );
+        assert_eq!(
+            ops(&patch),
+            vec![
+                ("/metadata/annotations".into(), json!({})),
+                ("/spec/containers/1/resources".into(), json!({})),
+                ("/spec/containers/1/resources/requests".into(), json!({})),
+                (
+                    "/spec/containers/1/resources/requests/cpu".into(),
+                    json!("1")
+                ),
+                (
+                    "/metadata/annotations/vpaUpdates".into(),
+                    json!("Pod resources updated by v: container 1: cpu request")
+                ),
+                (
+                    "/metadata/annotations/vpaObservedContainers".into(),
+                    json!("sidecar, app")
+                ),
+            ]
+        );
+        assert_eq!(patch.containers[0], None);
+    }
+
+    #[test]
+    fn keeps_a_requests_map_that_names_other_resources() {
+        // `requests: {ephemeral-storage: 1Gi}`: present, so never replaced by `{}`.
+        let mut c = AdmissionContainer::new("app", PartialResources::NONE, PartialResources::NONE);
+        c.has_requests_field = true;
+        let pod = AdmissionPod {
+            containers: vec![c],
+            has_annotations: true,
+        };
+        let patch = compute_pod_patch(
+            "v",
+            UpdateMode::Initial,
+            &pod,
+            &pod_rec(vec![rec("app", pr(Some(300), None))]),
+            &ResourcePolicy::default(),
+            &NamespaceLimits::default(),
+        );
+        assert_eq!(
+            patch.operations[0].path,
+            "/spec/containers/0/resources/requests/cpu"
+        );
+        assert!(
+            !patch
+                .operations
+                .iter()
+                .any(|o| o.path.ends_with("/resources") || o.path.ends_with("/requests"))
+        );
+    }
+
+    #[rstest]
+    #[case::unchanged(UpdateMode::Recreate, Some(250))]
+    #[case::mode_off(UpdateMode::Off, Some(100))]
+    fn no_patch(#[case] mode: UpdateMode, #[case] cpu_now: Option<i64>) {
+        let pod = AdmissionPod {
+            containers: vec![AdmissionContainer::new(
+                "app",
+                pr(cpu_now, Some(MI)),
+                PartialResources::NONE,
+            )],
+            has_annotations: false,
+        };
+        let patch = compute_pod_patch(
+            "v",
+            mode,
+            &pod,
+            &pod_rec(vec![rec("app", pr(Some(250), Some(MI)))]),
+            &ResourcePolicy::default(),
+            &NamespaceLimits::default(),
+        );
+        assert!(patch.is_empty());
+        assert_eq!(patch.updates_annotation, None);
+    }
+
+    #[test]
+    fn policy_caps_are_annotated_and_requests_only_respects_the_limit() {
+        let policy = ResourcePolicy {
+            container_policies: vec![
+                ContainerPolicy {
+                    max_allowed: pr(Some(400), None),
+                    ..ContainerPolicy::default_for("a")
+                },
+                ContainerPolicy {
+                    min_allowed: pr(None, Some(300 * MI)),
+                    controlled_values: ControlledValues::RequestsOnly,
+                    ..ContainerPolicy::default_for("b")
+                },
+            ],
+        };
+        let pod = AdmissionPod {
+            containers: vec![
+                AdmissionContainer::new("a", pr(Some(100), None), pr(Some(200), None)),
+                AdmissionContainer::new(
+                    "b",
+                    pr(Some(100), Some(MI)),
+                    pr(Some(150), Some(256 * MI)),
+                ),
+            ],
+            has_annotations: true,
+        };
+        let recommendation = pod_rec(vec![
+            rec("a", pr(Some(900), None)),
+            rec("b", pr(Some(500), Some(10 * MI))),
+        ]);
+        let patch = compute_pod_patch(
+            "v",
+            UpdateMode::Recreate,
+            &pod,
+            &recommendation,
+            &policy,
+            &NamespaceLimits::default(),
+        );
+        assert_eq!(
+            patch.containers,
+            vec![
+                Some(ContainerResources {
+                    requests: pr(Some(400), None),
+                    limits: pr(Some(800), None),
+                }),
+                // Raised to minAllowed, then held at the container's limits.
+                Some(ContainerResources {
+                    requests: pr(Some(150), Some(256 * MI)),
+                    limits: PartialResources::NONE,
+                }),
+            ]
+        );
+        assert_eq!(
+            patch.updates_annotation.as_deref(),
+            Some(
+                "Pod resources updated by v: container 0: cpu capped to maxAllowed, \
+                 memory: limit NOT set since originalLimit is nil or 0, cpu request, cpu limit; \
+                 container 1: memory capped to minAllowed, cpu capped to container limit, \
+                 memory capped to container limit, cpu request, memory request"
+            )
+        );
+    }
+
+    #[test]
+    fn container_limit_range_bounds_requests_at_the_container_ratio() {
+        let limits = NamespaceLimits {
+            container: Some(LimitRangeItem {
+                min: pr(Some(100), None),
+                max: pr(Some(1000), None),
+                ..LimitRangeItem::default()
+            }),
+            pod: None,
+        };
+        // limit = 2 × request, so the request may be at most 500m.
+        let pod = AdmissionPod {
+            containers: vec![AdmissionContainer::new(
+                "app",
+                pr(Some(200), None),
+                pr(Some(400), None),
+            )],
+            has_annotations: true,
+        };
+        let capped = cap_recommendation(
+            &pod.containers,
+            &pod_rec(vec![rec("app", pr(Some(800), None))]),
+            &ResourcePolicy::default(),
+            &limits,
+        );
+        let r = &capped.recommendation.container_recommendations[0];
+        assert_eq!(r.target.cpu_millis, Some(500));
+        assert_eq!(
+            capped.notes["app"],
+            vec!["cpu capped to fit Max in container LimitRange".to_owned()]
+        );
+        // Min applies to the request and to the limit: 100m request (limit 200m ≥ 100m).
+        let capped = cap_recommendation(
+            &pod.containers,
+            &pod_rec(vec![rec("app", pr(Some(20), None))]),
+            &ResourcePolicy::default(),
+            &limits,
+        );
+        assert_eq!(
+            capped.recommendation.container_recommendations[0]
+                .target
+                .cpu_millis,
+            Some(100)
+        );
+    }
+
+    #[test]
+    fn pod_limit_range_scales_all_containers_together() {
+        // Two containers with limit = request; pod max 1000m; recommended 800m + 400m.
+        let limits = NamespaceLimits {
+            container: None,
+            pod: Some(LimitRangeItem {
+                max: pr(Some(1000), None),
+                ..LimitRangeItem::default()
+            }),
+        };
+        let containers = vec![
+            AdmissionContainer::new("a", pr(Some(100), None), pr(Some(100), None)),
+            AdmissionContainer::new("b", pr(Some(100), None), pr(Some(100), None)),
+            // No recommendation: keeps its request but counts towards the total.
+            AdmissionContainer::new("c", pr(Some(300), None), pr(Some(300), None)),
+        ];
+        let capped = cap_recommendation(
+            &containers,
+            &pod_rec(vec![
+                rec("a", pr(Some(800), None)),
+                rec("b", pr(Some(400), None)),
+            ]),
+            &ResourcePolicy::default(),
+            &limits,
+        );
+        let targets: Vec<_> = capped
+            .recommendation
+            .container_recommendations
+            .iter()
+            .map(|r| (r.container_name.as_str(), r.target.cpu_millis))
+            .collect();
+        // Total limit 1500m → scaled by 1000/1500.
+        assert_eq!(
+            targets,
+            vec![("a", Some(533)), ("b", Some(266)), ("c", Some(200))]
+        );
+    }
+
+    #[test]
+    fn pod_limit_range_min_raises_the_total_request() {
+        let limits = NamespaceLimits {
+            container: None,
+            pod: Some(LimitRangeItem {
+                min: pr(None, Some(400)),
+                ..LimitRangeItem::default()
+            }),
+        };
+        let containers = vec![
+            AdmissionContainer::new("a", pr(None, Some(100)), pr(None, Some(200))),
+            AdmissionContainer::new("b", pr(None, Some(100)), pr(None, Some(200))),
+        ];
+        let capped = cap_recommendation(
+            &containers,
+            &pod_rec(vec![
+                rec("a", pr(None, Some(100))),
+                rec("b", pr(None, Some(100))),
+            ]),
+            &ResourcePolicy::default(),
+            &limits,
+        );
+        for r in &capped.recommendation.container_recommendations {
+            assert_eq!(r.target.memory_bytes, Some(200), "{}", r.container_name);
+        }
+    }
+
+    #[test]
+    fn limit_is_kept_within_max_limit_request_ratio() {
+        let limits = NamespaceLimits {
+            container: Some(LimitRangeItem {
+                max_limit_request_ratio_milli: pr(Some(1500), None),
+                ..LimitRangeItem::default()
+            }),
+            pod: None,
+        };
+        // Original ratio 4 (written before the LimitRange existed): 300m → 1200m → 450m.
+        let pod = AdmissionPod {
+            containers: vec![AdmissionContainer::new(
+                "app",
+                pr(Some(100), None),
+                pr(Some(400), None),
+            )],
+            has_annotations: true,
+        };
+        let patch = compute_pod_patch(
+            "v",
+            UpdateMode::Recreate,
+            &pod,
+            &pod_rec(vec![rec("app", pr(Some(300), None))]),
+            &ResourcePolicy::default(),
+            &limits,
+        );
+        assert_eq!(
+            patch.containers[0].map(|c| c.limits.cpu_millis),
+            Some(Some(450))
+        );
+    }
+
+    #[test]
+    fn uncontrolled_resources_and_off_containers_are_not_patched() {
+        let policy = ResourcePolicy {
+            container_policies: vec![
+                ContainerPolicy {
+                    controlled_resources: vec![ResourceName::Memory],
+                    ..ContainerPolicy::default_for("a")
+                },
+                ContainerPolicy {
+                    mode: ContainerScalingMode::Off,
+                    ..ContainerPolicy::default_for("b")
+                },
+            ],
+        };
+        let pod = AdmissionPod {
+            containers: vec![
+                AdmissionContainer::new("a", pr(Some(100), Some(MI)), PartialResources::NONE),
+                AdmissionContainer::new("b", pr(Some(100), Some(MI)), PartialResources::NONE),
+            ],
+            has_annotations: true,
+        };
+        let patch = compute_pod_patch(
+            "v",
+            UpdateMode::Recreate,
+            &pod,
+            &pod_rec(vec![
+                rec("a", pr(Some(900), Some(2 * MI))),
+                rec("b", pr(Some(900), Some(2 * MI))),
+            ]),
+            &policy,
+            &NamespaceLimits::default(),
+        );
+        let paths: Vec<_> = patch.operations.iter().map(|o| o.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            vec![
+                "/spec/containers/0/resources/requests/memory",
+                "/metadata/annotations/vpaUpdates",
+                "/metadata/annotations/vpaObservedContainers",
+            ]
+        );
+        assert_eq!(patch.containers[1], None);
+    }
+}
