@@ -861,3 +861,653 @@ pub fn resize_fallback(state: ResizeState, last_attempt_secs: i64, now: i64) -> 
         ResizeFallback::Wait
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::{ContainerPolicy, ContainerRecommendation};
+    use proptest::prelude::*;
+    use rstest::rstest;
+
+    const HOUR: i64 = 3600;
+    const NOW: i64 = 1_000_000;
+    const M: i64 = 1_000_000; // "1M" in upstream's tests
+
+    fn pr(cpu: Option<i64>, mem: Option<i64>) -> PartialResources {
+        PartialResources {
+            cpu_millis: cpu,
+            memory_bytes: mem,
+        }
+    }
+
+    fn crec(
+        name: &str,
+        target: PartialResources,
+        lower: PartialResources,
+        upper: PartialResources,
+    ) -> ContainerRecommendation {
+        ContainerRecommendation {
+            container_name: name.to_owned(),
+            target,
+            lower_bound: lower,
+            upper_bound: upper,
+            uncapped_target: target,
+        }
+    }
+
+    fn target_only(name: &str, target: PartialResources) -> ContainerRecommendation {
+        crec(name, target, PartialResources::NONE, PartialResources::NONE)
+    }
+
+    fn container(name: &str, requests: PartialResources) -> UpdaterContainer {
+        UpdaterContainer {
+            name: name.to_owned(),
+            requests,
+            limits: PartialResources::NONE,
+            last_oom_kill: None,
+        }
+    }
+
+    fn controller(name: &str, replicas: u32) -> ControllerRef {
+        ControllerRef {
+            kind: "ReplicaSet".to_owned(),
+            name: name.to_owned(),
+            configured_replicas: Some(replicas),
+        }
+    }
+
+    fn pod(name: &str, containers: Vec<UpdaterContainer>) -> UpdaterPod {
+        UpdaterPod {
+            name: name.to_owned(),
+            namespace: "ns".to_owned(),
+            controller: Some(controller("rs", 100)),
+            phase: PodPhase::Running,
+            is_mirror: false,
+            annotations: BTreeMap::new(),
+            started_at_secs: Some(NOW - 24 * HOUR),
+            containers,
+        }
+    }
+
+    fn cpu_pod(name: &str, cpu: i64) -> UpdaterPod {
+        pod(name, vec![container("c", pr(Some(cpu), None))])
+    }
+
+    fn rec_of(recs: Vec<ContainerRecommendation>) -> PodRecommendation {
+        PodRecommendation {
+            container_recommendations: recs,
+        }
+    }
+
+    struct Vpa {
+        mode: UpdateMode,
+        min_replicas: Option<u32>,
+        requirements: Vec<EvictionRequirement>,
+        policy: ResourcePolicy,
+        recommendation: PodRecommendation,
+        limits: NamespaceLimits,
+    }
+
+    impl Vpa {
+        fn new(recommendation: PodRecommendation) -> Self {
+            Vpa {
+                mode: UpdateMode::Recreate,
+                min_replicas: None,
+                requirements: Vec::new(),
+                policy: ResourcePolicy::default(),
+                recommendation,
+                limits: NamespaceLimits::default(),
+            }
+        }
+
+        fn decide(&self, pods: &[UpdaterPod], config: &UpdaterConfig, now: i64) -> UpdatePlan {
+            decide_updates(
+                &VpaUpdateInput {
+                    vpa_name: "vpa",
+                    mode: self.mode,
+                    min_replicas: self.min_replicas,
+                    eviction_requirements: &self.requirements,
+                    resource_policy: &self.policy,
+                    recommendation: &self.recommendation,
+                    limits: &self.limits,
+                    pods,
+                },
+                config,
+                now,
+            )
+        }
+    }
+
+    fn updated(plan: &UpdatePlan) -> Vec<&str> {
+        plan.updates.iter().map(|d| d.pod.as_str()).collect()
+    }
+
+    fn skip_of(plan: &UpdatePlan, pod: &str) -> Option<SkipReason> {
+        plan.skipped
+            .iter()
+            .find(|d| d.pod == pod)
+            .map(|d| match d.action {
+                Action::Skip(r) => r,
+                Action::Update { .. } => panic!("update in skipped list"),
+            })
+    }
+
+    /// Every pod may be disrupted (tolerance 1): isolates priority from budget.
+    fn lenient(min_change: f64) -> UpdaterConfig {
+        UpdaterConfig {
+            min_change_priority: min_change,
+            eviction_tolerance: 1.0,
+            ..UpdaterConfig::default()
+        }
+    }
+
+    // Upstream priority_processor_test.go TestGetUpdatePriority, case by case.
+    #[rstest]
+    #[case::simple_scale_up(vec![("c", 2000, None)], vec![target_only("c", pr(Some(10_000), None))], false, true, 4.0)]
+    #[case::simple_scale_down(vec![("c", 4000, None)], vec![target_only("c", pr(Some(2000), None))], false, false, 0.5)]
+    #[case::no_resource_diff(vec![("c", 2000, None)], vec![target_only("c", pr(Some(2000), None))], false, false, 0.0)]
+    #[case::milli_quantities(vec![("c", 10, None)], vec![target_only("c", pr(Some(900), None))], false, true, 89.0)]
+    #[case::scale_up_outside_range(vec![("c", 4000, None)],
+        vec![crec("c", pr(Some(10_000), None), pr(Some(6000), None), pr(Some(14_000), None))], true, true, 1.5)]
+    #[case::scale_down_outside_range(vec![("c", 8000, None)],
+        vec![crec("c", pr(Some(2000), None), pr(Some(1000), None), pr(Some(3000), None))], true, false, 0.75)]
+    #[case::both_resources_up(vec![("c", 3000, Some(10 * M))], vec![target_only("c", pr(Some(6000), Some(20 * M)))], false, true, 2.0)]
+    #[case::one_resource_up(vec![("c", 4000, Some(10 * M))], vec![target_only("c", pr(Some(2000), Some(20 * M)))], false, true, 1.5)]
+    #[case::both_resources_down(vec![("c", 4000, Some(20 * M))], vec![target_only("c", pr(Some(2000), Some(10 * M)))], false, false, 1.0)]
+    #[case::one_resource_outside(vec![("c", 4000, Some(20 * M))],
+        vec![crec("c", pr(Some(2000), Some(10 * M)), pr(Some(1000), Some(5 * M)), pr(Some(3000), Some(30 * M)))], true, false, 1.0)]
+    #[case::two_containers_up(vec![("c", 1000, None), ("d", 2000, None)],
+        vec![target_only("c", pr(Some(4000), None)), target_only("d", pr(Some(8000), None))], false, true, 3.0)]
+    #[case::two_containers_down(vec![("c", 3000, None), ("d", 7000, None)],
+        vec![target_only("c", pr(Some(1000), None)), target_only("d", pr(Some(2000), None))], false, false, 0.7)]
+    #[case::two_containers_one_outside(vec![("c", 1000, None), ("d", 2000, None)],
+        vec![crec("c", pr(Some(4000), None), pr(Some(1000), None), PartialResources::NONE),
+             crec("d", pr(Some(8000), None), pr(Some(3000), None), pr(Some(10_000), None))], true, true, 3.0)]
+    #[case::two_containers_two_resources(vec![("c", 6000, Some(10 * M)), ("d", 4000, Some(30 * M))],
+        vec![target_only("c", pr(Some(8000), Some(20 * M))), target_only("d", pr(Some(7000), Some(30 * M)))], false, true, 0.75)]
+    fn upstream_priorities(
+        #[case] containers: Vec<(&str, i64, Option<i64>)>,
+        #[case] recs: Vec<ContainerRecommendation>,
+        #[case] outside: bool,
+        #[case] scale_up: bool,
+        #[case] diff: f64,
+    ) {
+        let p = pod(
+            "p",
+            containers
+                .into_iter()
+                .map(|(n, cpu, mem)| container(n, pr(Some(cpu), mem)))
+                .collect(),
+        );
+        let prio = pod_priority(&p, &rec_of(recs));
+        assert_eq!(prio.outside_recommended_range, outside);
+        assert_eq!(prio.scale_up, scale_up);
+        assert!((prio.resource_diff - diff).abs() < 1e-9, "{prio:?}");
+    }
+
+    #[test]
+    fn missing_request_means_scale_up_outside_range() {
+        let p = pod("p", vec![container("c", pr(None, Some(M)))]);
+        let prio = pod_priority(&p, &rec_of(vec![target_only("c", pr(Some(100), Some(M)))]));
+        assert!(prio.outside_recommended_range && prio.scale_up);
+        // The request total is floored at one milli-unit: |1 − 100| / 1.
+        assert!((prio.resource_diff - 99.0).abs() < 1e-9, "{prio:?}");
+    }
+
+    // Upstream TestGetUpdatePriority_VpaObservedContainers.
+    #[rstest]
+    #[case::no_annotation(None, 9.0)]
+    #[case::listed(Some("c"), 9.0)]
+    #[case::not_listed(Some(""), 0.0)]
+    #[case::malformed(Some("abcd;';"), 9.0)]
+    fn observed_containers_limit_priority(#[case] annotation: Option<&str>, #[case] diff: f64) {
+        let mut p = cpu_pod("p", 1000);
+        if let Some(a) = annotation {
+            p.annotations
+                .insert(OBSERVED_CONTAINERS_ANNOTATION.to_owned(), a.to_owned());
+        }
+        let prio = pod_priority(&p, &rec_of(vec![target_only("c", pr(Some(10_000), None))]));
+        assert!((prio.resource_diff - diff).abs() < 1e-9);
+    }
+
+    // Upstream TestSortPriority and TestSortPriorityResourcesDecrease.
+    #[rstest]
+    #[case(vec![(false, 4.0), (false, 1.5), (false, 9.0), (false, 2.33)], vec![2, 0, 3, 1])]
+    #[case(vec![(true, 0.25), (false, 0.25), (false, 0.5)], vec![0, 2, 1])]
+    fn priority_order(#[case] prios: Vec<(bool, f64)>, #[case] order: Vec<usize>) {
+        let mut idx: Vec<usize> = (0..prios.len()).collect();
+        let p = |i: usize| PodPriority {
+            outside_recommended_range: false,
+            scale_up: prios[i].0,
+            resource_diff: prios[i].1,
+        };
+        idx.sort_by(|&a, &b| p(a).cmp_urgency(&p(b)));
+        assert_eq!(idx, order);
+    }
+
+    // Upstream TestUpdateLonglivedPods / TestUpdateShortlivedPods with real priorities.
+    #[rstest]
+    #[case::long_lived(13, vec![4000, 1000, 8000], vec!["ns/p1", "ns/p2"])]
+    #[case::short_lived(11, vec![4000, 1000, 10_000], vec!["ns/p2"])]
+    fn lifetime_threshold(
+        #[case] age_hours: i64,
+        #[case] cpus: Vec<i64>,
+        #[case] expected: Vec<&str>,
+    ) {
+        let pods: Vec<_> = cpus
+            .iter()
+            .enumerate()
+            .map(|(i, &c)| {
+                let mut p = cpu_pod(&format!("p{i}"), c);
+                p.started_at_secs = Some(NOW - age_hours * HOUR);
+                p
+            })
+            .collect();
+        let vpa = Vpa::new(rec_of(vec![crec(
+            "c",
+            pr(Some(5000), None),
+            pr(Some(1000), None),
+            pr(Some(6000), None),
+        )]));
+        let plan = vpa.decide(&pods, &lenient(0.5), NOW);
+        assert_eq!(updated(&plan), expected);
+        let short = if age_hours < 12 {
+            SkipReason::ShortLived
+        } else {
+            SkipReason::ChangeTooSmall
+        };
+        assert_eq!(skip_of(&plan, "ns/p0"), Some(short));
+    }
+
+    /// A pod 11h old, in range, whose container was OOM-killed.
+    fn oom_pod(
+        run_started_ago: i64,
+        requests: PartialResources,
+        annotation: Option<&str>,
+    ) -> UpdaterPod {
+        let mut c = container("c", requests);
+        c.last_oom_kill = Some(OomKill {
+            started_at_secs: NOW - run_started_ago,
+            finished_at_secs: NOW - 180,
+        });
+        let mut p = pod("p", vec![c]);
+        p.started_at_secs = Some(NOW - 11 * HOUR);
+        if let Some(a) = annotation {
+            p.annotations
+                .insert(OBSERVED_CONTAINERS_ANNOTATION.to_owned(), a.to_owned());
+        }
+        p
+    }
+
+    // Upstream TestUpdatePodWithQuickOOM, TestDontUpdatePodWithOOMAfterLongRun,
+    // TestQuickOOM_VpaOvservedContainers.
+    #[rstest]
+    #[case::quick(300, None, None)]
+    #[case::after_long_run(3600, None, Some(SkipReason::ShortLived))]
+    #[case::observed(300, Some("c"), None)]
+    #[case::not_observed(300, Some(""), Some(SkipReason::ShortLived))]
+    fn quick_oom_cases(
+        #[case] run_started_ago: i64,
+        #[case] annotation: Option<&str>,
+        #[case] skip: Option<SkipReason>,
+    ) {
+        let p = oom_pod(run_started_ago, pr(Some(4000), None), annotation);
+        let mut vpa = Vpa::new(rec_of(vec![crec(
+            "c",
+            pr(Some(5000), None),
+            pr(Some(1000), None),
+            pr(Some(6000), None),
+        )]));
+        vpa.min_replicas = Some(1);
+        let plan = vpa.decide(std::slice::from_ref(&p), &lenient(0.5), NOW);
+        match skip {
+            None => {
+                assert_eq!(updated(&plan), vec!["ns/p"]);
+                assert!(matches!(
+                    plan.updates[0].action,
+                    Action::Update {
+                        reason: UpdateReason::QuickOom,
+                        ..
+                    }
+                ));
+            }
+            Some(r) => assert_eq!(skip_of(&plan, "ns/p"), Some(r)),
+        }
+    }
+
+    #[test]
+    fn quick_oom_needs_a_change_and_an_autoscaled_container() {
+        // Upstream TestDontUpdatePodWithQuickOOMNoResourceChange.
+        let p = oom_pod(300, pr(Some(4000), Some(8 << 30)), None);
+        let mut vpa = Vpa::new(rec_of(vec![crec(
+            "c",
+            pr(Some(4000), Some(8 << 30)),
+            pr(Some(2000), Some(5 << 30)),
+            pr(Some(5000), Some(10 << 30)),
+        )]));
+        vpa.min_replicas = Some(1);
+        let plan = vpa.decide(std::slice::from_ref(&p), &lenient(0.1), NOW);
+        assert_eq!(skip_of(&plan, "ns/p"), Some(SkipReason::NoResourceChange));
+
+        // Upstream TestQuickOOM_ContainerResourcePolicy: mode Off ignores the OOM.
+        let p = oom_pod(300, pr(Some(4000), None), None);
+        vpa.recommendation = rec_of(vec![crec(
+            "c",
+            pr(Some(5000), None),
+            pr(Some(1000), None),
+            pr(Some(6000), None),
+        )]);
+        vpa.policy = ResourcePolicy {
+            container_policies: vec![ContainerPolicy {
+                mode: ContainerScalingMode::Off,
+                ..ContainerPolicy::default_for("c")
+            }],
+        };
+        let plan = vpa.decide(std::slice::from_ref(&p), &lenient(0.5), NOW);
+        assert_eq!(skip_of(&plan, "ns/p"), Some(SkipReason::ShortLived));
+    }
+
+    #[rstest]
+    #[case::mirror(|p: &mut UpdaterPod| p.is_mirror = true, SkipReason::MirrorPod)]
+    #[case::no_controller(|p: &mut UpdaterPod| p.controller = None, SkipReason::NoController)]
+    #[case::safe_to_evict(|p: &mut UpdaterPod| {
+        p.annotations.insert(SAFE_TO_EVICT_ANNOTATION.to_owned(), "false".to_owned());
+    }, SkipReason::SafeToEvictFalse)]
+    #[case::pending(|p: &mut UpdaterPod| p.phase = PodPhase::Pending, SkipReason::NotRunning)]
+    #[case::no_start_time(|p: &mut UpdaterPod| {
+        p.started_at_secs = None;
+        p.containers[0].requests = pr(Some(5000), None);
+    }, SkipReason::NoStartTime)]
+    #[case::no_recommendation(|p: &mut UpdaterPod| p.containers[0].name = "other".into(), SkipReason::NoRecommendation)]
+    fn never_touched(#[case] change: fn(&mut UpdaterPod), #[case] reason: SkipReason) {
+        let mut p = cpu_pod("p", 1000);
+        change(&mut p);
+        // Other pods keep the controller above minReplicas.
+        let pods = vec![p, cpu_pod("q", 1000), cpu_pod("r", 1000)];
+        let vpa = Vpa::new(rec_of(vec![target_only("c", pr(Some(5000), None))]));
+        let plan = vpa.decide(&pods, &lenient(0.1), NOW);
+        assert_eq!(skip_of(&plan, "ns/p"), Some(reason));
+        assert!(!updated(&plan).contains(&"ns/p"));
+        assert!(updated(&plan).contains(&"ns/q"), "others still update");
+        let message = &plan
+            .skipped
+            .iter()
+            .find(|d| d.pod == "ns/p")
+            .unwrap()
+            .message;
+        assert!(!message.is_empty());
+    }
+
+    #[test]
+    fn safe_to_evict_true_is_fine_and_modes_that_do_not_update_skip_all() {
+        let mut p = cpu_pod("p", 1000);
+        p.annotations
+            .insert(SAFE_TO_EVICT_ANNOTATION.to_owned(), "true".to_owned());
+        let mut vpa = Vpa::new(rec_of(vec![target_only("c", pr(Some(5000), None))]));
+        vpa.min_replicas = Some(1);
+        assert_eq!(
+            updated(&vpa.decide(std::slice::from_ref(&p), &lenient(0.1), NOW)),
+            vec!["ns/p"]
+        );
+        for mode in [UpdateMode::Off, UpdateMode::Initial] {
+            vpa.mode = mode;
+            let plan = vpa.decide(std::slice::from_ref(&p), &lenient(0.1), NOW);
+            assert!(plan.updates.is_empty());
+            assert_eq!(skip_of(&plan, "ns/p"), Some(SkipReason::UpdateModeOff));
+        }
+    }
+
+    /// `n` pods of one controller, each wanting more CPU, `running` of them Running.
+    fn group(configured: Option<u32>, kind: &str, n: usize, running: usize) -> Vec<UpdaterPod> {
+        (0..n)
+            .map(|i| {
+                let mut p = cpu_pod(&format!("p{i}"), 100 + i64::try_from(i).unwrap());
+                p.controller = Some(ControllerRef {
+                    kind: kind.to_owned(),
+                    name: "owner".to_owned(),
+                    configured_replicas: configured,
+                });
+                if i >= running {
+                    p.phase = PodPhase::Pending;
+                }
+                p
+            })
+            .collect()
+    }
+
+    #[rstest]
+    #[case::half_of_ten(Some(10), "ReplicaSet", 10, 10, None, 5, None)]
+    #[case::int_of_one_and_a_half(Some(3), "ReplicaSet", 3, 3, None, 1, None)]
+    #[case::one_when_all_running(Some(1), "ReplicaSet", 1, 1, Some(1), 1, None)]
+    // Upstream counts "all running" as running == configured, surplus pending pods aside.
+    #[case::one_when_running_matches_configured(Some(1), "ReplicaSet", 2, 1, Some(1), 1, None)]
+    #[case::none_when_tolerance_zero_and_not_all_running(
+        Some(2),
+        "ReplicaSet",
+        2,
+        1,
+        Some(1),
+        0,
+        Some(SkipReason::DisruptionBudget)
+    )]
+    #[case::none_when_enough_are_not_running(
+        Some(2),
+        "ReplicaSet",
+        2,
+        1,
+        None,
+        0,
+        Some(SkipReason::DisruptionBudget)
+    )]
+    #[case::too_few_live(Some(5), "ReplicaSet", 1, 1, None, 0, Some(SkipReason::TooFewReplicas))]
+    #[case::vpa_min_replicas(
+        Some(5),
+        "ReplicaSet",
+        4,
+        4,
+        Some(5),
+        0,
+        Some(SkipReason::TooFewReplicas)
+    )]
+    #[case::surplus_does_not_enlarge(
+        Some(2),
+        "ReplicaSet",
+        6,
+        6,
+        None,
+        1,
+        Some(SkipReason::DisruptionBudget)
+    )]
+    #[case::unknown_replicas(None, "ReplicaSet", 4, 4, None, 0, Some(SkipReason::ReplicasUnknown))]
+    #[case::job_counts_live_pods(None, "Job", 4, 4, None, 2, Some(SkipReason::DisruptionBudget))]
+    fn disruption_budget(
+        #[case] configured: Option<u32>,
+        #[case] kind: &str,
+        #[case] n: usize,
+        #[case] running: usize,
+        #[case] min_replicas: Option<u32>,
+        #[case] expected_updates: usize,
+        #[case] skip_running: Option<SkipReason>,
+    ) {
+        let pods = group(configured, kind, n, running);
+        let mut vpa = Vpa::new(rec_of(vec![target_only("c", pr(Some(5000), None))]));
+        vpa.min_replicas = min_replicas;
+        let plan = vpa.decide(&pods, &UpdaterConfig::default(), NOW);
+        assert_eq!(plan.updates.len(), expected_updates, "{plan:#?}");
+        // Most urgent first: the smallest request has the largest relative change.
+        if expected_updates > 0 {
+            assert_eq!(plan.updates[0].pod, "ns/p0");
+        }
+        if let Some(r) = skip_running {
+            let last_running = format!("ns/p{}", running - 1);
+            assert_eq!(skip_of(&plan, &last_running), Some(r));
+        }
+        assert_eq!(plan.updates.len() + plan.skipped.len(), n);
+    }
+
+    #[rstest]
+    #[case::up_wanted_and_up(ChangeRequirement::TargetHigherThanRequests, Some(M), 5000, true)]
+    #[case::up_wanted_but_down(ChangeRequirement::TargetHigherThanRequests, Some(M), 10, false)]
+    #[case::down_wanted_and_down(ChangeRequirement::TargetLowerThanRequests, Some(M), 10, true)]
+    #[case::down_wanted_but_up(ChangeRequirement::TargetLowerThanRequests, Some(M), 5000, false)]
+    #[case::no_memory_request_admits(ChangeRequirement::TargetLowerThanRequests, None, 5000, true)]
+    fn eviction_requirements(
+        #[case] change: ChangeRequirement,
+        #[case] mem_request: Option<i64>,
+        #[case] cpu_target: i64,
+        #[case] updates: bool,
+    ) {
+        let p = pod("p", vec![container("c", pr(Some(1000), mem_request))]);
+        let mut vpa = Vpa::new(rec_of(vec![target_only(
+            "c",
+            pr(Some(cpu_target), Some(M)),
+        )]));
+        vpa.min_replicas = Some(1);
+        vpa.requirements = vec![EvictionRequirement {
+            resources: vec![ResourceName::Cpu],
+            change_requirement: change,
+        }];
+        let plan = vpa.decide(std::slice::from_ref(&p), &lenient(0.1), NOW);
+        if updates {
+            assert_eq!(updated(&plan), vec!["ns/p"]);
+        } else {
+            assert_eq!(
+                skip_of(&plan, "ns/p"),
+                Some(SkipReason::EvictionRequirementsUnmet)
+            );
+        }
+    }
+
+    #[test]
+    fn recommendation_is_capped_by_policy_before_comparing() {
+        // Target 5 cores, but maxAllowed 1 core equals the request: nothing to do.
+        let mut vpa = Vpa::new(rec_of(vec![target_only("c", pr(Some(5000), None))]));
+        vpa.min_replicas = Some(1);
+        vpa.policy = ResourcePolicy {
+            container_policies: vec![ContainerPolicy {
+                max_allowed: pr(Some(1000), None),
+                ..ContainerPolicy::default_for("c")
+            }],
+        };
+        let plan = vpa.decide(&[cpu_pod("p", 1000)], &lenient(0.1), NOW);
+        assert_eq!(skip_of(&plan, "ns/p"), Some(SkipReason::ChangeTooSmall));
+    }
+
+    #[rstest]
+    #[case(ResizeState::None, 10_000, ResizeFallback::Wait)]
+    #[case(ResizeState::Infeasible, 0, ResizeFallback::Evict)]
+    #[case(ResizeState::Deferred, 300, ResizeFallback::Wait)]
+    #[case(ResizeState::Deferred, 301, ResizeFallback::Evict)]
+    #[case(ResizeState::InProgress, 3600, ResizeFallback::Wait)]
+    #[case(ResizeState::InProgress, 3601, ResizeFallback::Evict)]
+    #[case(ResizeState::Error, 0, ResizeFallback::Evict)]
+    #[case(ResizeState::Unknown, 0, ResizeFallback::Evict)]
+    fn resize_fallback_rule(
+        #[case] state: ResizeState,
+        #[case] elapsed: i64,
+        #[case] expected: ResizeFallback,
+    ) {
+        assert_eq!(resize_fallback(state, NOW - elapsed, NOW), expected);
+    }
+
+    #[test]
+    fn labels_are_stable() {
+        assert_eq!(SkipReason::DisruptionBudget.as_str(), "disruption_budget");
+        assert_eq!(
+            SkipReason::SafeToEvictFalse.to_string(),
+            "safe_to_evict_false"
+        );
+        assert_eq!(UpdateReason::QuickOom.as_str(), "quick_oom");
+    }
+
+    fn arb_pod(controllers: u32) -> impl Strategy<Value = UpdaterPod> {
+        (
+            0..controllers,
+            prop::sample::select(vec![
+                PodPhase::Running,
+                PodPhase::Running,
+                PodPhase::Running,
+                PodPhase::Pending,
+                PodPhase::Failed,
+                PodPhase::Unknown,
+            ]),
+            prop::option::of(1i64..20_000),
+            prop::option::of(1i64..(1 << 34)),
+            0i64..(48 * HOUR),
+            any::<bool>(),
+        )
+            .prop_map(|(ctrl, phase, cpu, mem, age, oom)| {
+                let mut c = container("c", pr(cpu, mem));
+                if oom {
+                    c.last_oom_kill = Some(OomKill {
+                        started_at_secs: NOW - 200,
+                        finished_at_secs: NOW - 100,
+                    });
+                }
+                let mut p = pod("p", vec![c]);
+                p.controller = Some(ControllerRef {
+                    kind: "ReplicaSet".to_owned(),
+                    name: format!("rs{ctrl}"),
+                    configured_replicas: None,
+                });
+                p.phase = phase;
+                p.started_at_secs = Some(NOW - age);
+                p
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn never_exceeds_the_budget(
+            mut pods in prop::collection::vec(arb_pod(4), 0..40),
+            replicas in prop::collection::vec(prop::option::of(0u32..30), 4),
+            tolerance in 0.0f64..1.0,
+            min_replicas in prop::option::of(0u32..6),
+            target in (1i64..20_000, 1i64..(1 << 34)),
+        ) {
+            for (i, p) in pods.iter_mut().enumerate() {
+                p.name = format!("p{i}");
+                if let Some(c) = p.controller.as_mut() {
+                    let k: usize = c.name[2..].parse().unwrap();
+                    c.configured_replicas = replicas[k];
+                }
+            }
+            let mut vpa = Vpa::new(rec_of(vec![crec(
+                "c",
+                pr(Some(target.0), Some(target.1)),
+                pr(Some(target.0 / 2), Some(target.1 / 2)),
+                pr(Some(target.0 * 2), Some(target.1 * 2)),
+            )]));
+            vpa.min_replicas = min_replicas;
+            let config = UpdaterConfig { eviction_tolerance: tolerance, ..UpdaterConfig::default() };
+            let plan = vpa.decide(&pods, &config, NOW);
+
+            let mut chosen: BTreeMap<&str, u32> = BTreeMap::new();
+            for d in &plan.updates {
+                let p = &pods[d.pod_index];
+                prop_assert_eq!(p.phase, PodPhase::Running);
+                let c = p.controller.as_ref().unwrap();
+                *chosen.entry(c.name.as_str()).or_default() += 1;
+            }
+            for (name, n) in chosen {
+                let members: Vec<_> = pods.iter()
+                    .filter(|p| p.controller.as_ref().is_some_and(|c| c.name == name))
+                    .collect();
+                let live = members.iter()
+                    .filter(|p| !matches!(p.phase, PodPhase::Succeeded | PodPhase::Failed))
+                    .count();
+                let running = members.iter().filter(|p| p.phase == PodPhase::Running).count();
+                let configured = members[0].controller.as_ref().unwrap().configured_replicas.unwrap();
+                #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+                let budget = ((f64::from(configured) * tolerance) as u32).max(1);
+                prop_assert!(n <= budget, "{} chose {} > budget {}", name, n, budget);
+                prop_assert!(live >= min_replicas.unwrap_or(2) as usize);
+                prop_assert!(n as usize <= running);
+            }
+            // Every pod gets exactly one decision.
+            let mut seen: Vec<usize> = plan.updates.iter().chain(&plan.skipped).map(|d| d.pod_index).collect();
+            seen.sort_unstable();
+            prop_assert_eq!(seen, (0..pods.len()).collect::<Vec<_>>());
+        }
+    }
+}
