@@ -275,11 +275,11 @@ fn field(rec: &ContainerRecommendation, field: Field) -> &PartialResources {
 
 /// The request a container effectively has: its own, else the LimitRange default.
 fn effective_request(
-    container: &AdmissionContainer,
+    requests: &PartialResources,
     item: Option<&LimitRangeItem>,
     resource: ResourceName,
 ) -> Option<i64> {
-    nonzero(container.requests.get(resource))
+    nonzero(requests.get(resource))
         .or_else(|| item.and_then(|i| nonzero(i.default_request.get(resource))))
 }
 
@@ -393,7 +393,29 @@ fn cap_container(
     item: Option<&LimitRangeItem>,
     notes: &mut Vec<String>,
 ) {
-    let own_policy = policy.for_container(&container.name);
+    cap_container_amounts(
+        &container.name,
+        &container.requests,
+        &container.limits,
+        [&mut rec.target, &mut rec.lower_bound, &mut rec.upper_bound],
+        policy,
+        item,
+        Some(notes),
+    );
+}
+
+/// [`cap_container`] on bare amounts (target, lower bound, upper bound), so the
+/// updater can cap without copying recommendations. No notes when `notes` is `None`.
+pub(crate) fn cap_container_amounts(
+    name: &str,
+    requests: &PartialResources,
+    limits: &PartialResources,
+    amounts: [&mut PartialResources; 3],
+    policy: &ResourcePolicy,
+    item: Option<&LimitRangeItem>,
+    mut notes: Option<&mut Vec<String>>,
+) {
+    let own_policy = policy.for_container(name);
     let controlled_values =
         own_policy.map_or(ControlledValues::RequestsAndLimits, |p| p.controlled_values);
 
@@ -403,8 +425,8 @@ fn cap_container(
             let mut lo = PartialResources::NONE;
             let mut hi = PartialResources::NONE;
             for resource in ResourceName::ALL {
-                let request = effective_request(container, Some(item), resource);
-                let limit = container.limits.get(resource);
+                let request = effective_request(requests, Some(item), resource);
+                let limit = limits.get(resource);
                 let default_limit = item.default_limit.get(resource);
                 let min_for_limit =
                     boundary_request(request, limit, item.min.get(resource), default_limit);
@@ -425,17 +447,23 @@ fn cap_container(
         None => (PartialResources::NONE, PartialResources::NONE),
     };
 
-    for fld in [Field::Target, Field::Lower, Field::Upper] {
-        let is_target = matches!(fld, Field::Target);
-        let values = field_mut(rec, fld);
-        cap_to(
-            values,
-            &lr_min,
-            &lr_max,
-            "capped to fit Min in container LimitRange",
-            "capped to fit Max in container LimitRange",
-            is_target.then_some(&mut *notes),
-        );
+    for (index, values) in amounts.into_iter().enumerate() {
+        // Index 0 is the target, the only amount upstream annotates.
+        let mut target_notes = if index == 0 {
+            notes.as_deref_mut()
+        } else {
+            None
+        };
+        if item.is_some() {
+            cap_to(
+                values,
+                &lr_min,
+                &lr_max,
+                "capped to fit Min in container LimitRange",
+                "capped to fit Max in container LimitRange",
+                target_notes.as_deref_mut(),
+            );
+        }
         if let Some(p) = own_policy {
             cap_to(
                 values,
@@ -443,18 +471,17 @@ fn cap_container(
                 &p.max_allowed,
                 "capped to minAllowed",
                 "capped to maxAllowed",
-                is_target.then_some(&mut *notes),
+                target_notes.as_deref_mut(),
             );
         }
         if controlled_values == ControlledValues::RequestsOnly {
             for resource in ResourceName::ALL {
-                if let (Some(v), Some(limit)) =
-                    (values.get(resource), container.limits.get(resource))
+                if let (Some(v), Some(limit)) = (values.get(resource), limits.get(resource))
                     && v > limit
                 {
                     *values = values.with(resource, Some(limit));
-                    if is_target {
-                        notes.push(format!("{resource} capped to container limit"));
+                    if let Some(n) = target_notes.as_deref_mut() {
+                        n.push(format!("{resource} capped to container limit"));
                     }
                 }
             }
@@ -589,7 +616,7 @@ pub fn compute_pod_patch(
                 let (limit, note) = proportional_limit(
                     resource,
                     container.limits.get(resource),
-                    effective_request(container, container_item, resource),
+                    effective_request(&container.requests, container_item, resource),
                     requests.get(resource),
                     container_item.and_then(|i| i.default_limit.get(resource)),
                 );

@@ -5,13 +5,15 @@
 //! eviction restriction, scaling-direction admission). Time comes in as `now`
 //! (Unix seconds); nothing here reads a clock.
 
-use crate::admission::{AdmissionContainer, NamespaceLimits, cap_recommendation};
+use crate::admission::{
+    AdmissionContainer, NamespaceLimits, cap_container_amounts, cap_recommendation,
+};
 use crate::policy::{
     ContainerScalingMode, PartialResources, PodRecommendation, ResourcePolicy, UpdateMode,
 };
 use crate::resources::ResourceName;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::fmt;
 
 /// Pods with this annotation set to `"false"` are never disrupted.
@@ -306,13 +308,60 @@ pub struct UpdatePlan {
 
 /// Parses `vpaObservedContainers`; `None` when absent or malformed (then every
 /// container counts, as upstream does).
-fn observed_containers(pod: &UpdaterPod) -> Option<BTreeSet<&str>> {
+fn observed_containers(pod: &UpdaterPod) -> Option<Vec<&str>> {
     let value = pod.annotations.get(OBSERVED_CONTAINERS_ANNOTATION)?;
     if value.is_empty() {
-        return Some(BTreeSet::new());
+        return Some(Vec::new());
     }
-    let names: BTreeSet<&str> = value.split(", ").collect();
+    let names: Vec<&str> = value.split(", ").collect();
     names.iter().all(|n| is_dns1123_label(n)).then_some(names)
+}
+
+/// Per pod container (same index): its (target, lower bound, upper bound), if
+/// the recommendation covers it.
+type Amounts = Option<[PartialResources; 3]>;
+
+fn uncapped_amounts(pod: &UpdaterPod, recommendation: &PodRecommendation) -> Vec<Amounts> {
+    pod.containers
+        .iter()
+        .map(|c| {
+            recommendation
+                .for_container(&c.name)
+                .map(|r| [r.target, r.lower_bound, r.upper_bound])
+        })
+        .collect()
+}
+
+/// The recommendation capped for this pod, as the admission webhook would.
+fn capped_amounts(pod: &UpdaterPod, input: &VpaUpdateInput<'_>) -> Vec<Amounts> {
+    if input.limits.pod.is_some() {
+        // A pod LimitRange scales containers together: take the full path.
+        let capped = cap_recommendation(
+            &to_admission_containers(pod),
+            input.recommendation,
+            input.resource_policy,
+            input.limits,
+        )
+        .recommendation;
+        return uncapped_amounts(pod, &capped);
+    }
+    pod.containers
+        .iter()
+        .map(|c| {
+            let r = input.recommendation.for_container(&c.name)?;
+            let [mut target, mut lower, mut upper] = [r.target, r.lower_bound, r.upper_bound];
+            cap_container_amounts(
+                &c.name,
+                &c.requests,
+                &c.limits,
+                [&mut target, &mut lower, &mut upper],
+                input.resource_policy,
+                input.limits.container.as_ref(),
+                None,
+            );
+            Some([target, lower, upper])
+        })
+        .collect()
 }
 
 fn is_dns1123_label(s: &str) -> bool {
@@ -338,23 +387,27 @@ fn milli(resource: ResourceName, v: i64) -> f64 {
 /// Upstream's priority for a pod against a (capped) recommendation.
 #[must_use]
 pub fn pod_priority(pod: &UpdaterPod, recommendation: &PodRecommendation) -> PodPriority {
-    let observed = observed_containers(pod);
+    priority_of(
+        pod,
+        observed_containers(pod).as_deref(),
+        &uncapped_amounts(pod, recommendation),
+    )
+}
+
+fn priority_of(pod: &UpdaterPod, observed: Option<&[&str]>, amounts: &[Amounts]) -> PodPriority {
     let mut outside = false;
     let mut scale_up = false;
     let mut total_request = [0f64; 2];
     let mut total_target: [Option<f64>; 2] = [None; 2];
-    for c in &pod.containers {
-        if observed
-            .as_ref()
-            .is_some_and(|o| !o.contains(c.name.as_str()))
-        {
+    for (c, amounts) in pod.containers.iter().zip(amounts) {
+        if observed.is_some_and(|o| !o.contains(&c.name.as_str())) {
             continue;
         }
-        let Some(rec) = recommendation.for_container(&c.name) else {
+        let Some([rec_target, rec_lower, rec_upper]) = amounts else {
             continue;
         };
         for (i, resource) in ResourceName::ALL.into_iter().enumerate() {
-            let Some(target) = rec.target.get(resource) else {
+            let Some(target) = rec_target.get(resource) else {
                 continue;
             };
             total_target[i] = Some(total_target[i].unwrap_or(0.0) + milli(resource, target));
@@ -364,8 +417,8 @@ pub fn pod_priority(pod: &UpdaterPod, recommendation: &PodRecommendation) -> Pod
                     if target > request {
                         scale_up = true;
                     }
-                    let below = rec.lower_bound.get(resource).is_some_and(|lo| request < lo);
-                    let above = rec.upper_bound.get(resource).is_some_and(|hi| request > hi);
+                    let below = rec_lower.get(resource).is_some_and(|lo| request < lo);
+                    let above = rec_upper.get(resource).is_some_and(|hi| request > hi);
                     outside |= below || above;
                 }
                 // No request at all: the pod certainly wants more.
@@ -394,15 +447,12 @@ pub fn pod_priority(pod: &UpdaterPod, recommendation: &PodRecommendation) -> Pod
 /// threshold of its start (upstream's quick OOM).
 fn quick_oom<'a>(
     pod: &'a UpdaterPod,
+    observed: Option<&[&str]>,
     policy: &ResourcePolicy,
     threshold_secs: i64,
 ) -> Option<&'a str> {
-    let observed = observed_containers(pod);
     pod.containers.iter().find_map(|c| {
-        if observed
-            .as_ref()
-            .is_some_and(|o| !o.contains(c.name.as_str()))
-        {
+        if observed.is_some_and(|o| !o.contains(&c.name.as_str())) {
             return None;
         }
         if policy
@@ -422,14 +472,14 @@ fn quick_oom<'a>(
 /// missing either request always passes.
 fn meets_eviction_requirements(
     pod: &UpdaterPod,
-    recommendation: &PodRecommendation,
+    amounts: &[Amounts],
     requirements: &[EvictionRequirement],
 ) -> bool {
     if requirements.is_empty() {
         return true;
     }
-    pod.containers.iter().any(|c| {
-        let Some(rec) = recommendation.for_container(&c.name) else {
+    pod.containers.iter().zip(amounts).any(|(c, amounts)| {
+        let Some([rec_target, _, _]) = amounts else {
             return false;
         };
         let (Some(_), Some(_)) = (
@@ -441,7 +491,7 @@ fn meets_eviction_requirements(
         requirements.iter().all(|req| {
             req.resources.iter().any(|&resource| {
                 let request = c.requests.get(resource).unwrap_or(0);
-                let target = rec.target.get(resource).unwrap_or(0);
+                let target = rec_target.get(resource).unwrap_or(0);
                 match req.change_requirement {
                     ChangeRequirement::TargetHigherThanRequests => target > request,
                     ChangeRequirement::TargetLowerThanRequests => target < request,
@@ -606,18 +656,8 @@ pub fn decide_updates(input: &VpaUpdateInput<'_>, config: &UpdaterConfig, now: i
             continue;
         }
 
-        let capped = cap_recommendation(
-            &to_admission_containers(pod),
-            input.recommendation,
-            input.resource_policy,
-            input.limits,
-        )
-        .recommendation;
-        if !pod
-            .containers
-            .iter()
-            .any(|c| capped.for_container(&c.name).is_some())
-        {
+        let amounts = capped_amounts(pod, input);
+        if amounts.iter().all(Option::is_none) {
             skip(
                 &mut plan,
                 i,
@@ -629,9 +669,11 @@ pub fn decide_updates(input: &VpaUpdateInput<'_>, config: &UpdaterConfig, now: i
             );
             continue;
         }
-        let priority = pod_priority(pod, &capped);
+        let observed = observed_containers(pod);
+        let priority = priority_of(pod, observed.as_deref(), &amounts);
         let oom = quick_oom(
             pod,
+            observed.as_deref(),
             input.resource_policy,
             config.evict_after_oom_threshold_secs,
         );
@@ -686,7 +728,7 @@ pub fn decide_updates(input: &VpaUpdateInput<'_>, config: &UpdaterConfig, now: i
             );
             continue;
         }
-        if !meets_eviction_requirements(pod, &capped, input.eviction_requirements) {
+        if !meets_eviction_requirements(pod, &amounts, input.eviction_requirements) {
             skip(
                 &mut plan,
                 i,
