@@ -765,14 +765,13 @@ pub fn decide_updates(input: &VpaUpdateInput<'_>, config: &UpdaterConfig, now: i
     // Stable: equal priorities keep input order, so decisions are reproducible.
     candidates.sort_by(|a, b| a.priority.cmp_urgency(&b.priority));
 
-    let budgets = controller_budgets(input, config);
-    let mut budgets: BTreeMap<&ControllerRef, Result<DisruptionBudget, SkipReason>> = budgets;
+    let mut budgets = controller_budgets(input, config);
     for cand in candidates {
         let pod = &input.pods[cand.index];
-        let Some(controller) = pod.controller.as_ref() else {
+        let (Some(controller), Some(key)) = (pod.controller.as_ref(), group_key(pod)) else {
             continue; // filtered above
         };
-        let Some(budget) = budgets.get_mut(controller) else {
+        let Some(budget) = budgets.get_mut(&key) else {
             continue; // every controller of a pod has an entry
         };
         match budget {
@@ -815,42 +814,67 @@ pub fn decide_updates(input: &VpaUpdateInput<'_>, config: &UpdaterConfig, now: i
     plan
 }
 
+/// A controller's identity: namespace, kind, name (not its replica count, so
+/// pods that disagree on it still share one budget).
+type GroupKey<'a> = (&'a str, &'a str, &'a str);
+
+fn group_key(pod: &UpdaterPod) -> Option<GroupKey<'_>> {
+    pod.controller
+        .as_ref()
+        .map(|c| (pod.namespace.as_str(), c.kind.as_str(), c.name.as_str()))
+}
+
 /// Per controller: its budget, or why none of its pods may be disrupted.
 fn controller_budgets<'a>(
     input: &VpaUpdateInput<'a>,
     config: &UpdaterConfig,
-) -> BTreeMap<&'a ControllerRef, Result<DisruptionBudget, SkipReason>> {
+) -> BTreeMap<GroupKey<'a>, Result<DisruptionBudget, SkipReason>> {
+    struct Group {
+        live: u32,
+        running: u32,
+        // The smallest replica count any of its pods reports: the safe side.
+        configured: Option<u32>,
+    }
     let required = input.min_replicas.unwrap_or(config.min_replicas);
-    let mut live: BTreeMap<&ControllerRef, (u32, u32)> = BTreeMap::new();
+    let mut groups: BTreeMap<GroupKey<'a>, Group> = BTreeMap::new();
     for pod in input.pods {
-        let Some(controller) = pod.controller.as_ref() else {
+        let (Some(key), Some(controller)) = (group_key(pod), pod.controller.as_ref()) else {
             continue;
         };
         if matches!(pod.phase, PodPhase::Succeeded | PodPhase::Failed) {
             continue;
         }
-        let entry = live.entry(controller).or_insert((0, 0));
-        entry.0 = entry.0.saturating_add(1);
+        let g = groups.entry(key).or_insert(Group {
+            live: 0,
+            running: 0,
+            configured: controller.configured_replicas,
+        });
+        g.live = g.live.saturating_add(1);
         if pod.phase == PodPhase::Running {
-            entry.1 = entry.1.saturating_add(1);
+            g.running = g.running.saturating_add(1);
         }
+        g.configured = match (g.configured, controller.configured_replicas) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
     }
-    live.into_iter()
-        .map(|(controller, (live_count, running))| {
-            if live_count < required {
-                return (controller, Err(SkipReason::TooFewReplicas));
+    groups
+        .into_iter()
+        .map(|(key, g)| {
+            if g.live < required {
+                return (key, Err(SkipReason::TooFewReplicas));
             }
-            let configured = match controller.configured_replicas {
+            let configured = match g.configured {
                 Some(n) if n > 0 => n,
                 // A Job has no replica count: its live pods are its size.
-                _ if controller.kind == "Job" => live_count,
-                _ => return (controller, Err(SkipReason::ReplicasUnknown)),
+                _ if key.1 == "Job" => g.live,
+                _ => return (key, Err(SkipReason::ReplicasUnknown)),
             };
             (
-                controller,
+                key,
                 Ok(DisruptionBudget::new(
                     configured,
-                    running,
+                    g.running,
                     config.eviction_tolerance,
                 )),
             )
@@ -1385,6 +1409,18 @@ mod tests {
             assert_eq!(skip_of(&plan, &last_running), Some(r));
         }
         assert_eq!(plan.updates.len() + plan.skipped.len(), n);
+    }
+
+    #[test]
+    fn pods_disagreeing_on_replicas_share_one_budget_at_the_smaller_count() {
+        let mut pods = group(Some(8), "ReplicaSet", 6, 6);
+        for p in &mut pods[3..] {
+            p.controller.as_mut().unwrap().configured_replicas = Some(2);
+        }
+        let vpa = Vpa::new(rec_of(vec![target_only("c", pr(Some(5000), None))]));
+        let plan = vpa.decide(&pods, &UpdaterConfig::default(), NOW);
+        // int(2 × 0.5) = 1, not 4 + 1.
+        assert_eq!(updated(&plan), vec!["ns/p0"]);
     }
 
     #[rstest]
