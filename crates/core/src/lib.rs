@@ -6,6 +6,8 @@
 //! simulator call the same code, so what the simulator predicts is what
 //! production does.
 
+pub mod admission;
 pub mod policy;
 pub mod quantity;
 pub mod resources;
+pub mod update;
