@@ -482,7 +482,7 @@ impl Quantity {
                 .ok_or_else(does_not_fit)?
         } else {
             match u32::try_from(-shift).ok().and_then(pow10) {
-                Some(p) => magnitude / p + u128::from(magnitude % p != 0),
+                Some(p) => magnitude / p + u128::from(!magnitude.is_multiple_of(p)),
                 // Less than one unit of 10^scale: rounds away from zero to one.
                 None => 1,
             }
