@@ -263,16 +263,28 @@ fn parse_decimal(
 /// zero, capped at `2^63 - 1` units. Multiplies the digit string by `2^power`
 /// from the right so that arbitrarily long inputs need no big integers.
 fn parse_binary(int: &[u8], frac: &[u8], power: u32) -> (u128, i64) {
-    let multiplier: u128 = 1 << power;
+    // Fast path for the common whole-number case (`128Mi`): 18 digits fit u64.
+    if frac.is_empty() && int.len() <= 18 {
+        let n = int
+            .iter()
+            .fold(0u64, |acc, d| acc * 10 + u64::from(d - b'0'));
+        return if n <= (i64::MAX as u64) >> power {
+            (u128::from(n << power), 0)
+        } else {
+            (BINARY_CAP, 0)
+        };
+    }
+    // digit × 2^60 + carry < 11 × 2^60 < 2^64, so u64 arithmetic suffices.
+    let multiplier: u64 = 1 << power;
     // Product digit t (from the right) sits at 10^(t - frac_len); in nanos at
     // index t - frac_len + 9.
     let offset = 9 - frac.len() as i64;
     let mut nanos: u128 = 0;
     let mut sticky = false;
     let mut capped = false;
-    let mut carry: u128 = 0;
+    let mut carry: u64 = 0;
     let mut t: i64 = 0;
-    let mut emit = |digit: u128, t: i64| {
+    let mut emit = |digit: u64, t: i64| {
         if digit == 0 {
             return;
         }
@@ -283,11 +295,11 @@ fn parse_binary(int: &[u8], frac: &[u8], power: u32) -> (u128, i64) {
             capped = true;
         } else {
             // idx < 29, so this cannot overflow: the sum stays below 10^29.
-            nanos += digit * 10u128.pow(idx as u32);
+            nanos += u128::from(digit) * 10u128.pow(idx as u32);
         }
     };
     for d in number_digits(int, frac).rev() {
-        let x = u128::from(d) * multiplier + carry;
+        let x = u64::from(d) * multiplier + carry;
         emit(x % 10, t);
         carry = x / 10;
         t += 1;
@@ -318,9 +330,18 @@ impl Quantity {
                 format,
             });
         }
-        while mantissa % 10 == 0 {
-            mantissa /= 10;
-            exponent += 1;
+        if let Ok(mut small) = i64::try_from(mantissa) {
+            // i128 division is a slow library call; most mantissas fit i64.
+            while small % 10 == 0 {
+                small /= 10;
+                exponent += 1;
+            }
+            mantissa = i128::from(small);
+        } else {
+            while mantissa % 10 == 0 {
+                mantissa /= 10;
+                exponent += 1;
+            }
         }
         Some(Quantity {
             mantissa,
@@ -556,7 +577,7 @@ impl Quantity {
         let exponent = i64::from(self.exponent);
         let pad = exponent.rem_euclid(3);
         let exponent = exponent - pad;
-        write!(f, "{}", self.mantissa)?;
+        write_int(f, self.mantissa)?;
         for _ in 0..pad {
             f.write_str("0")?;
         }
@@ -607,7 +628,25 @@ impl Quantity {
         if self.mantissa < 0 {
             f.write_str("-")?;
         }
-        write!(f, "{}{}", n >> (10 * k), SUFFIXES[k as usize])
+        write_uint(f, n >> (10 * k))?;
+        f.write_str(SUFFIXES[k as usize])
+    }
+}
+
+/// Writes an integer, through `i64` when it fits: formatting `i128` divides
+/// by a slow library call per digit group.
+fn write_int(f: &mut fmt::Formatter<'_>, v: i128) -> fmt::Result {
+    match i64::try_from(v) {
+        Ok(small) => write!(f, "{small}"),
+        Err(_) => write!(f, "{v}"),
+    }
+}
+
+/// [`write_int`] for a magnitude.
+fn write_uint(f: &mut fmt::Formatter<'_>, v: u128) -> fmt::Result {
+    match u64::try_from(v) {
+        Ok(small) => write!(f, "{small}"),
+        Err(_) => write!(f, "{v}"),
     }
 }
 
@@ -1024,6 +1063,11 @@ mod tests {
     #[case(q(2, 70, B), "20e69")]
     #[case(q(1, 72, B), "1e72")]
     #[case(q(1 << 70, 0, B), "1180591620717411303424")]
+    #[case(q(i128::MAX, 1, B), "1701411834604692317316873037158841057270")]
+    #[case(
+        q(30000000000000000000000000000000000001, 1, B),
+        "300000000000000000000000000000000000010"
+    )]
     #[case(q(1234567, 6, D), "1234567M")]
     #[case(q(1234567, -3, B), "1234567m")]
     #[case(q(3, 3, D), "3k")]
