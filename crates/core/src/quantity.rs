@@ -216,6 +216,13 @@ fn parse_decimal(
     frac: &[u8],
     exp: i64,
 ) -> Result<(u128, i64), QuantityError> {
+    // Fast path (`100m`, `1.5`, `2`): up to 18 digits fit u64 and nothing falls
+    // below a nano, so the value is exact as written.
+    let scale = exp - frac.len() as i64;
+    if int.len() + frac.len() <= 18 && scale >= NANO {
+        let n = number_digits(int, frac).fold(0u64, |acc, d| acc * 10 + u64::from(d));
+        return Ok((u128::from(n), scale));
+    }
     let too_precise = || out_of_range(input, "more than 38 significant digits");
     // Position (power of ten) of the first digit; each next digit is one lower.
     let first_pos = exp + int.len() as i64 - 1;
