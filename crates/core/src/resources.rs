@@ -237,9 +237,39 @@ pub struct ResourceListError {
 
 /// Kubernetes' `ResourceList`: resource name → quantity, ordered by name so
 /// that serialised lists and iteration are deterministic.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize)]
 #[serde(transparent)]
 pub struct ResourceList(BTreeMap<String, Quantity>);
+
+impl<'de> Deserialize<'de> for ResourceList {
+    /// A map of quantity strings; a bad value's error names its resource.
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = ResourceList;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a map of resource names to Kubernetes quantities")
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<ResourceList, A::Error> {
+                use serde::de::Error;
+                let mut out = BTreeMap::new();
+                while let Some(name) = map.next_key::<String>()? {
+                    let quantity = map
+                        .next_value::<Quantity>()
+                        .map_err(|e| A::Error::custom(format_args!("resource {name}: {e}")))?;
+                    out.insert(name, quantity);
+                }
+                Ok(ResourceList(out))
+            }
+        }
+        deserializer.deserialize_map(Visitor)
+    }
+}
 
 impl ResourceList {
     /// An empty list.
@@ -545,7 +575,13 @@ mod tests {
                 .as_deref(),
             Some("2")
         );
-        assert!(serde_json::from_str::<ResourceList>(r#"{"cpu":"1.2.3"}"#).is_err());
+        let err = serde_json::from_str::<ResourceList>(r#"{"cpu":"1","memory":"1.2.3"}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("resource memory: quantity \"1.2.3\" is malformed"),
+            "{err}"
+        );
     }
 
     #[test]
