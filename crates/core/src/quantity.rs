@@ -978,6 +978,73 @@ mod tests {
         assert_eq!(p(&format!("+{input}")), got, "+{input}");
     }
 
+    /// Decodes recorded by apimachinery's v1.37.0 decode corpus
+    /// (`testdata/quantity_decode_corpus.json`): input, exact value as
+    /// `<digits>e<exponent>`, format.
+    #[rstest]
+    #[case("0.0001m", "1e-7", D)]
+    #[case("0.0001n", "1e-9", D)]
+    #[case("0.0001Ki", "1024e-4", D)]
+    #[case("0.0001Mi", "1048576e-4", B)]
+    #[case("0.0001Ei", "1152921504606846976e-4", B)]
+    #[case("0.0001e-10", "1e-9", X)]
+    #[case("0.0001e2147483647", "1e2147483643", X)]
+    #[case("0.000000001Ki", "1024e-9", D)]
+    #[case("0.000000001Mi", "1048576e-9", D)]
+    #[case("0.000000001Gi", "1073741824e-9", B)]
+    #[case("0.0000000001Ki", "103e-9", D)]
+    #[case("0.0000000001Mi", "104858e-9", D)]
+    #[case("0.0000000001Gi", "107374183e-9", D)]
+    #[case("0.0000000001Ti", "109951162778e-9", B)]
+    #[case("0.0000000001Ei", "115292150460684698e-9", B)]
+    #[case("0.0000000001e10", "1e0", X)]
+    #[case("0.0009765625", "976563e-9", D)]
+    #[case("0.0009765625m", "977e-9", D)]
+    #[case("0.0009765625Ki", "1e0", B)]
+    #[case("0.0009765625Ei", "1125899906842624e0", B)]
+    #[case("0.0009765625e-1", "97657e-9", X)]
+    #[case("1.0000000001", "1000000001e-9", D)]
+    #[case("1.0000000001n", "2e-9", D)]
+    #[case("1.0000000001Ki", "1024000000103e-9", B)]
+    #[case("1.0000000001Gi", "1073741824107374183e-9", B)]
+    #[case("1.0000000001Ei", "1152921504722139126460684698e-9", B)]
+    #[case("1.0000000001e-9", "2e-9", X)]
+    #[case("123.456789012n", "124e-9", D)]
+    #[case("123.456789012m", "12345679e-8", D)]
+    #[case("123.456789012Ki", "126419751948288e-9", B)]
+    #[case("123.456789012Pi", "138999987247700286256447488e-9", B)]
+    #[case("123.456789012Ei", "9223372036854775807e0", B)]
+    #[case("5Ki", "512e1", B)]
+    #[case("7Ei", "8070450532247928832e0", B)]
+    #[case("01e-1000", "1e-9", X)]
+    #[case("5e-10", "1e-9", X)]
+    #[case("e03", "0", X)]
+    #[case("1000000000000000000000000000000000000000", "1e39", D)]
+    #[case(
+        "99999999999999999999999999999999999999",
+        "99999999999999999999999999999999999999e0",
+        D
+    )]
+    #[case("123e-11", "2e-9", X)]
+    #[case("-1e-17", "-1e-9", X)]
+    fn matches_the_kubernetes_decode_corpus(
+        #[case] input: &str,
+        #[case] value: &str,
+        #[case] format: Format,
+    ) {
+        if input == "e03" {
+            // The one digit-less spelling here: Kubernetes reads it as zero, the
+            // documented grammar (and this parser) rejects it.
+            assert!(Quantity::parse(input).is_err());
+            return;
+        }
+        let (digits, exponent) = value.split_once('e').unwrap_or((value, "0"));
+        let expected = q(digits.parse().unwrap(), exponent.parse().unwrap(), format);
+        let got = p(input);
+        assert_eq!(got, expected, "{input}");
+        assert_eq!(got.format(), format, "{input}");
+    }
+
     #[rstest]
     #[case("", "is empty")]
     #[case("-", "no digits")]
