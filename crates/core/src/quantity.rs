@@ -28,10 +28,16 @@
 //!   truncated to 32 bits.
 //!
 //! Limits of this representation (Kubernetes itself uses arbitrary precision):
-//! at most 38 significant digits survive nano rounding, and the normalised
-//! decimal exponent must fit `i32`; anything beyond is
-//! [`QuantityError::OutOfRange`]. A BinarySI quantity grown by arithmetic past
-//! `u128` prints in exponent form.
+//! the mantissa left after nano rounding must fit `i128` (38 significant digits
+//! always do), and the normalised decimal exponent must fit `i32`; anything
+//! beyond is [`QuantityError::OutOfRange`], and arithmetic beyond it is
+//! [`QuantityError::ArithmeticOverflow`]. A BinarySI quantity grown by
+//! arithmetic past `u128` (unreachable by parsing, which caps at `2^63 - 1`)
+//! prints in exponent form where Kubernetes might pick a binary suffix.
+//!
+//! Like Kubernetes, format ∘ parse is a fixpoint except for one BinarySI case:
+//! an integer of at least 1024 with fewer than ten trailing zero bits prints as
+//! bare digits (`2000`), which read back as DecimalSI print shorter (`2k`).
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::cmp::Ordering;
@@ -482,17 +488,21 @@ impl Quantity {
 
     /// The value in millis (`ceil(q × 1000)`, away from zero), like `MilliValue()`.
     pub fn milli_value(&self) -> Result<i64, QuantityError> {
-        self.scaled_value(-3, "milli-units")
+        self.scaled(-3, "milli-units")
     }
 
     /// The value in units, rounded away from zero, like `Value()`.
     pub fn value(&self) -> Result<i64, QuantityError> {
-        self.scaled_value(0, "units")
+        self.scaled(0, "units")
     }
 
     /// `q / 10^scale` rounded away from zero, like `ScaledValue(scale)`, or an
     /// error when that does not fit `i64`.
-    pub fn scaled_value(&self, scale: i32, unit: &'static str) -> Result<i64, QuantityError> {
+    pub fn scaled_value(&self, scale: i32) -> Result<i64, QuantityError> {
+        self.scaled(scale, "units of the requested scale")
+    }
+
+    fn scaled(&self, scale: i32, unit: &'static str) -> Result<i64, QuantityError> {
         let does_not_fit = || QuantityError::DoesNotFit {
             input: self.to_string(),
             unit,
@@ -1279,6 +1289,10 @@ mod tests {
     #[test]
     fn helper_functions() {
         assert_eq!(cpu_millis("250m"), Ok(250));
+        assert_eq!(p("1.5G").scaled_value(6), Ok(1500));
+        assert_eq!(p("1.5G").scaled_value(12), Ok(1));
+        assert_eq!(p("-1n").scaled_value(-6), Ok(-1));
+        assert!(p("1").scaled_value(-19).is_err());
         assert_eq!(cpu_millis("2"), Ok(2000));
         assert_eq!(cpu_millis("0.1m"), Ok(1));
         assert_eq!(memory_bytes("128Mi"), Ok(134217728));
