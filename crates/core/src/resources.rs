@@ -237,9 +237,39 @@ pub struct ResourceListError {
 
 /// Kubernetes' `ResourceList`: resource name → quantity, ordered by name so
 /// that serialised lists and iteration are deterministic.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize)]
 #[serde(transparent)]
 pub struct ResourceList(BTreeMap<String, Quantity>);
+
+impl<'de> Deserialize<'de> for ResourceList {
+    /// A map of quantity strings; a bad value's error names its resource.
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = ResourceList;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a map of resource names to Kubernetes quantities")
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<ResourceList, A::Error> {
+                use serde::de::Error;
+                let mut out = BTreeMap::new();
+                while let Some(name) = map.next_key::<String>()? {
+                    let quantity = map
+                        .next_value::<Quantity>()
+                        .map_err(|e| A::Error::custom(format_args!("resource {name}: {e}")))?;
+                    out.insert(name, quantity);
+                }
+                Ok(ResourceList(out))
+            }
+        }
+        deserializer.deserialize_map(Visitor)
+    }
+}
 
 impl ResourceList {
     /// An empty list.
@@ -469,6 +499,135 @@ mod tests {
             assert_eq!(Resources::ZERO.with(name, 7).get(name), 7);
         }
         assert_eq!(ResourceName::parse("nvidia.com/gpu"), None);
+    }
+
+    fn list(pairs: &[(&str, &str)]) -> ResourceList {
+        ResourceList::parse(pairs.iter().copied()).unwrap()
+    }
+
+    #[rstest]
+    #[case(&[("cpu", "1500m"), ("memory", "128Mi")], Resources::new(1500, 134_217_728))]
+    #[case(&[("cpu", "2"), ("memory", "1G")], Resources::new(2000, 1_000_000_000))]
+    #[case(&[("cpu", "0.1m"), ("memory", "100m")], Resources::new(1, 1))]
+    #[case(&[("cpu", "-0.1m"), ("memory", "-1.5")], Resources::new(-1, -2))]
+    #[case(&[("nvidia.com/gpu", "1")], Resources::ZERO)]
+    #[case(&[("memory", "262144k"), ("ephemeral-storage", "1Gi")], Resources::new(0, 262_144_000))]
+    fn list_to_resources_rounds_away_from_zero(
+        #[case] pairs: &[(&str, &str)],
+        #[case] expected: Resources,
+    ) {
+        let l = list(pairs);
+        assert_eq!(l.to_resources(), Ok(expected));
+        assert_eq!(Resources::try_from(&l), Ok(expected));
+    }
+
+    #[rstest]
+    #[case("cpu", "9223372036854775808m")]
+    #[case("cpu", "10E")]
+    #[case("memory", "9223372036854775808")]
+    #[case("memory", "1e30")]
+    fn conversion_overflow_names_the_resource(#[case] name: &str, #[case] value: &str) {
+        let err = list(&[(name, value)]).to_resources().unwrap_err();
+        assert_eq!(err.resource, name);
+        let message = err.to_string();
+        assert!(
+            message.starts_with(&format!("resource {name}: quantity ")),
+            "{message}"
+        );
+        assert!(message.contains("does not fit in i64"), "{message}");
+    }
+
+    #[test]
+    fn parse_error_names_resource_and_input() {
+        let err = ResourceList::parse([("cpu", "1"), ("nvidia.com/gpu", "5Zi")]).unwrap_err();
+        assert_eq!(err.resource, "nvidia.com/gpu");
+        assert_eq!(
+            err.to_string(),
+            "resource nvidia.com/gpu: quantity \"5Zi\" is malformed: unknown suffix"
+        );
+    }
+
+    #[test]
+    fn resources_to_list_uses_kubernetes_formats() {
+        let l = ResourceList::from(Resources::new(1500, 134_217_728));
+        assert_eq!(l.len(), 2);
+        assert_eq!(
+            l.get("cpu").map(ToString::to_string).as_deref(),
+            Some("1500m")
+        );
+        assert_eq!(
+            l.get("memory").map(ToString::to_string).as_deref(),
+            Some("128Mi")
+        );
+        assert_eq!(l.to_resources(), Ok(Resources::new(1500, 134_217_728)));
+        assert_eq!(
+            serde_json::to_string(&l).unwrap(),
+            r#"{"cpu":"1500m","memory":"128Mi"}"#
+        );
+        let back: ResourceList =
+            serde_json::from_str(r#"{"cpu":"1.5","memory":"0.125Gi","nvidia.com/gpu":"2"}"#)
+                .unwrap();
+        assert_eq!(back.get("cpu"), l.get("cpu"));
+        assert_eq!(back.get("memory"), l.get("memory"));
+        assert_eq!(
+            back.get("nvidia.com/gpu")
+                .map(ToString::to_string)
+                .as_deref(),
+            Some("2")
+        );
+        let err = serde_json::from_str::<ResourceList>(r#"{"cpu":"1","memory":"1.2.3"}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("resource memory: quantity \"1.2.3\" is malformed"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn list_arithmetic_is_checked_and_names_the_resource() {
+        let a = list(&[("cpu", "500m"), ("memory", "1Gi"), ("nvidia.com/gpu", "1")]);
+        let b = list(&[
+            ("cpu", "1500m"),
+            ("memory", "512Mi"),
+            ("ephemeral-storage", "1G"),
+        ]);
+        let sum = a.checked_add(&b).unwrap();
+        let shown: Vec<(String, String)> = sum
+            .iter()
+            .map(|(k, v)| (k.to_owned(), v.to_string()))
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                ("cpu", "2"),
+                ("ephemeral-storage", "1G"),
+                ("memory", "1536Mi"),
+                ("nvidia.com/gpu", "1"),
+            ]
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        );
+        let diff = a.checked_sub(&b).unwrap();
+        assert_eq!(
+            diff.get("cpu").map(ToString::to_string).as_deref(),
+            Some("-1")
+        );
+        assert_eq!(
+            diff.get("ephemeral-storage")
+                .map(ToString::to_string)
+                .as_deref(),
+            Some("-1G")
+        );
+        assert_eq!(
+            diff.checked_add(&b).unwrap(),
+            a.checked_add(&list(&[("ephemeral-storage", "0")])).unwrap()
+        );
+        let huge = list(&[("nvidia.com/gpu", "1e2147483647")]);
+        let err = huge
+            .checked_add(&list(&[("nvidia.com/gpu", "1")]))
+            .unwrap_err();
+        assert_eq!(err.resource, "nvidia.com/gpu");
+        assert!(err.to_string().contains("overflowed"), "{err}");
     }
 
     #[test]
