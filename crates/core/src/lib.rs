@@ -7,4 +7,5 @@
 //! production does.
 
 pub mod policy;
+pub mod recommender;
 pub mod resources;
