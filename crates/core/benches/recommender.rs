@@ -50,6 +50,30 @@ fn report_memory(sample: &AggregateContainerState) {
     );
 }
 
+// Nanoseconds this thread has spent on a CPU (Linux schedstat). The machine
+// is shared, so wall-clock numbers include time spent waiting for a core;
+// this reports the work itself next to criterion's wall-clock figures.
+fn thread_cpu_ns() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    s.split_whitespace().next()?.parse().ok()
+}
+
+fn report_cpu_time(label: &str, iterations: u64, mut f: impl FnMut()) {
+    let Some(start) = thread_cpu_ns() else {
+        eprintln!("{label}: /proc/thread-self/schedstat unavailable");
+        return;
+    };
+    for _ in 0..iterations {
+        f();
+    }
+    if let Some(end) = thread_cpu_ns() {
+        eprintln!(
+            "{label}: {:.1} ns on-CPU per iteration ({iterations} iterations)",
+            (end - start) as f64 / iterations as f64
+        );
+    }
+}
+
 fn bench(c: &mut Criterion) {
     let opts = AggregationOptions::default();
     let mut agg = AggregateContainerState::new(&opts, T0).unwrap();
@@ -67,6 +91,22 @@ fn bench(c: &mut Criterion) {
             );
         });
     });
+
+    {
+        let mut agg = AggregateContainerState::new(&opts, T0).unwrap();
+        let mut state = ContainerState::new(Resources::new(500, 1 << 30), &opts);
+        let mut t = T0;
+        let mut v = 0.0_f64;
+        report_cpu_time("add_cpu_sample", 5_000_000, || {
+            t += 60;
+            v = if v > 3.0 { 0.01 } else { v + 0.137 };
+            black_box(
+                state
+                    .add_cpu_sample(&mut agg, black_box(t), black_box(v))
+                    .unwrap(),
+            );
+        });
+    }
 
     let histories: Vec<AggregateContainerState> = (0..DISTINCT_HISTORIES).map(history).collect();
     report_memory(&histories[0]);
@@ -88,6 +128,11 @@ fn bench(c: &mut Criterion) {
         .collect();
     let recommender = PodResourceRecommender::new(&EstimationOptions::default());
     let policy = ResourcePolicy::default();
+    report_cpu_time("recommend 10k containers", 5, || {
+        for pod in &pods {
+            black_box(recommender.recommend(&policy, black_box(pod)));
+        }
+    });
     let mut group = c.benchmark_group("recommend");
     group.sample_size(10);
     group.bench_function("10k_containers_8d_history", |b| {
