@@ -38,6 +38,14 @@ impl AggregateContainerState {
         options: &AggregationOptions,
         creation_time: Timestamp,
     ) -> Result<Self, RecommenderError> {
+        // The CPU hot path relies on a positive minimum weight.
+        if !(options.min_sample_weight.is_finite() && options.min_sample_weight > 0.0) {
+            return Err(RecommenderError::InvalidOption {
+                field: "min_sample_weight",
+                value: options.min_sample_weight,
+                reason: "must be finite and positive",
+            });
+        }
         Ok(AggregateContainerState {
             cpu_usage: DecayingHistogram::new(
                 options.cpu_histogram()?,
@@ -70,9 +78,11 @@ impl AggregateContainerState {
                 value: usage_millis as f64,
             });
         }
+        // Integer millicores are finite and the weight is at least the
+        // (validated, positive) minimum, so the histogram need not re-check.
         let weight = cores_from_cpu_amount(request_millis).max(self.min_sample_weight);
         self.cpu_usage
-            .add_sample(cores_from_cpu_amount(usage_millis), weight, start)?;
+            .add_valid_sample(cores_from_cpu_amount(usage_millis), weight, start);
         self.last_sample_start = Some(self.last_sample_start.map_or(start, |t| t.max(start)));
         self.first_sample_start = Some(self.first_sample_start.map_or(start, |t| t.min(start)));
         self.total_samples_count += 1;
@@ -567,6 +577,9 @@ mod tests {
         assert_eq!(app.last_sample_start, Some(T0 + 200));
         assert!(!app.memory_peaks.is_empty());
         assert_eq!(merged["side"].total_samples_count, 1);
+        let mut bad = opts();
+        bad.min_sample_weight = -1.0;
+        assert!(AggregateContainerState::new(&bad, T0).is_err());
         let mut other_opts = opts();
         other_opts.cpu_half_life_secs = 3600;
         let foreign = AggregateContainerState::new(&other_opts, T0).unwrap();
