@@ -134,7 +134,9 @@ impl std::fmt::Debug for PodResourceRecommender {
 impl PodResourceRecommender {
     /// Upstream's recommender (or the cost-aware CPU target when configured):
     /// target p90, lower p50, upper p95; +15% margin; upper × (1 + 1/c),
-    /// lower × (1 + 0.001/c)^−2; capping post-processor.
+    /// lower × (1 + 0.001/c)^−2; capping post-processor. Call
+    /// [`EstimationOptions::validate`] first: out-of-range options are not
+    /// rejected here.
     #[must_use]
     pub fn new(options: &EstimationOptions) -> Self {
         let margin = options.safety_margin_fraction;
