@@ -9,5 +9,6 @@
 pub mod admission;
 pub mod policy;
 pub mod quantity;
+pub mod recommender;
 pub mod resources;
 pub mod update;
