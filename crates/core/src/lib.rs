@@ -6,5 +6,6 @@
 //! simulator call the same code, so what the simulator predicts is what
 //! production does.
 
+pub mod hpa;
 pub mod policy;
 pub mod resources;
