@@ -279,3 +279,259 @@ pub fn record_scale_event(
         None => events.push(event),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hpa::spec::{ControllerConfig, ScalingPolicy};
+    use rstest::rstest;
+
+    const NOW: f64 = 10_000.0;
+
+    fn rules(select: SelectPolicy, policies: Vec<ScalingPolicy>) -> ResolvedRules {
+        ResolvedRules {
+            stabilization_window_seconds: 0,
+            select_policy: select,
+            policies,
+            tolerance: 0.1,
+        }
+    }
+
+    fn events(list: &[(i32, f64)]) -> Vec<ScaleEvent> {
+        list.iter()
+            .map(|&(change, ago)| ScaleEvent {
+                change,
+                at: NOW - ago,
+                outdated: false,
+            })
+            .collect()
+    }
+
+    fn state(ups: &[(i32, f64)], downs: &[(i32, f64)]) -> HpaState {
+        HpaState {
+            recommendations: vec![],
+            scale_up_events: events(ups),
+            scale_down_events: events(downs),
+        }
+    }
+
+    #[rstest]
+    #[case::default_policies_small(1, &[], &[], None, 5)]
+    #[case::default_policies_large(10, &[], &[], None, 20)]
+    #[case::pods_policy_no_events(10, &[], &[], Some((SelectPolicy::Max, vec![ScalingPolicy::pods(4, 60)])), 14)]
+    // 3 pods already added within the period: the period started at 7.
+    #[case::pods_policy_with_recent_up(10, &[(3, 30.0)], &[], Some((SelectPolicy::Max, vec![ScalingPolicy::pods(4, 60)])), 11)]
+    // An event exactly one period old has left the period (strictly after the cutoff).
+    #[case::event_at_cutoff_is_out(10, &[(3, 60.0)], &[], Some((SelectPolicy::Max, vec![ScalingPolicy::pods(4, 60)])), 14)]
+    // A scale-down in the period raises the period's starting count.
+    #[case::pods_policy_with_recent_down(10, &[], &[(2, 30.0)], Some((SelectPolicy::Max, vec![ScalingPolicy::pods(4, 60)])), 16)]
+    #[case::percent_rounds_up(3, &[], &[], Some((SelectPolicy::Max, vec![ScalingPolicy::percent(10, 60)])), 4)]
+    #[case::max_of_policies(10, &[], &[], Some((SelectPolicy::Max, vec![ScalingPolicy::pods(4, 60), ScalingPolicy::percent(50, 60)])), 15)]
+    #[case::min_of_policies(10, &[], &[], Some((SelectPolicy::Min, vec![ScalingPolicy::pods(4, 60), ScalingPolicy::percent(50, 60)])), 14)]
+    #[case::disabled(10, &[], &[], Some((SelectPolicy::Disabled, vec![ScalingPolicy::pods(4, 60)])), 10)]
+    fn scale_up_limit_cases(
+        #[case] current: i32,
+        #[case] ups: &[(i32, f64)],
+        #[case] downs: &[(i32, f64)],
+        #[case] custom: Option<(SelectPolicy, Vec<ScalingPolicy>)>,
+        #[case] expected: i32,
+    ) {
+        let r = custom.map_or_else(
+            || ResolvedRules::default_scale_up(&ControllerConfig::default()),
+            |(s, p)| rules(s, p),
+        );
+        assert_eq!(
+            scale_up_limit(&state(ups, downs), NOW, current, &r),
+            expected
+        );
+    }
+
+    #[rstest]
+    #[case::default_allows_to_zero(10, &[], &[], None, 0)]
+    #[case::pods(10, &[], &[], Some((SelectPolicy::Max, vec![ScalingPolicy::pods(3, 60)])), 7)]
+    // Percent truncates: 3 × 0.5 = 1.5 → 1.
+    #[case::percent_truncates(3, &[], &[], Some((SelectPolicy::Max, vec![ScalingPolicy::percent(50, 60)])), 1)]
+    // 4 removed within the period: it started at 10, so 50 % of that is 5.
+    #[case::percent_with_recent_down(6, &[], &[(4, 10.0)], Some((SelectPolicy::Max, vec![ScalingPolicy::percent(50, 60)])), 5)]
+    #[case::max_change_is_lowest_count(10, &[], &[], Some((SelectPolicy::Max, vec![ScalingPolicy::pods(3, 60), ScalingPolicy::percent(50, 60)])), 5)]
+    #[case::min_change_is_highest_count(10, &[], &[], Some((SelectPolicy::Min, vec![ScalingPolicy::pods(3, 60), ScalingPolicy::percent(50, 60)])), 7)]
+    #[case::disabled(10, &[], &[], Some((SelectPolicy::Disabled, vec![ScalingPolicy::pods(3, 60)])), 10)]
+    // Only events within each policy's own period count.
+    #[case::periods_differ(10, &[], &[(2, 100.0)], Some((SelectPolicy::Max, vec![ScalingPolicy::pods(1, 60), ScalingPolicy::pods(1, 300)])), 9)]
+    fn scale_down_limit_cases(
+        #[case] current: i32,
+        #[case] ups: &[(i32, f64)],
+        #[case] downs: &[(i32, f64)],
+        #[case] custom: Option<(SelectPolicy, Vec<ScalingPolicy>)>,
+        #[case] expected: i32,
+    ) {
+        let r = custom.map_or_else(
+            || ResolvedRules::default_scale_down(&ControllerConfig::default()),
+            |(s, p)| rules(s, p),
+        );
+        assert_eq!(
+            scale_down_limit(&state(ups, downs), NOW, current, &r),
+            expected
+        );
+    }
+
+    fn recs(list: &[(i32, f64)]) -> HpaState {
+        HpaState {
+            recommendations: list
+                .iter()
+                .map(|&(replicas, ago)| Recommendation {
+                    replicas,
+                    at: NOW - ago,
+                })
+                .collect(),
+            ..HpaState::default()
+        }
+    }
+
+    #[rstest]
+    // Scale-down held at the highest recommendation of the last 300 s.
+    #[case::down_held_by_window(&[(8, 100.0), (6, 50.0)], 10, 4, 0, 300, 8)]
+    // Recommendations older than the window no longer hold it.
+    #[case::down_window_expired(&[(8, 400.0), (6, 50.0)], 10, 4, 0, 300, 6)]
+    // Never moves away from the current count in the opposite direction.
+    #[case::down_stops_at_current(&[(8, 100.0)], 5, 4, 0, 300, 5)]
+    // Scale-up held at the lowest recommendation of the up window.
+    #[case::up_held_by_window(&[(12, 30.0)], 5, 15, 60, 300, 12)]
+    #[case::up_without_window(&[(12, 30.0)], 5, 15, 0, 300, 15)]
+    fn stabilization_with_behavior(
+        #[case] history: &[(i32, f64)],
+        #[case] current: i32,
+        #[case] desired: i32,
+        #[case] up_window: u32,
+        #[case] down_window: u32,
+        #[case] expected: i32,
+    ) {
+        let mut s = recs(history);
+        let got = stabilize_with_behavior(&mut s, NOW, current, desired, up_window, down_window);
+        assert_eq!(got, expected);
+        assert!(
+            s.recommendations
+                .iter()
+                .any(|r| r.replicas == desired && r.at == NOW),
+            "the raw recommendation is recorded"
+        );
+    }
+
+    #[test]
+    fn stale_recommendation_slots_are_reused() {
+        let mut s = recs(&[(3, 1000.0), (4, 10.0)]);
+        stabilize_with_behavior(&mut s, NOW, 4, 4, 0, 300);
+        assert_eq!(s.recommendations.len(), 2);
+        stabilize_legacy(&mut s, NOW + 1.0, 4, 300);
+        assert_eq!(s.recommendations.len(), 3);
+        let mut s = recs(&[(3, 1000.0)]);
+        assert_eq!(stabilize_legacy(&mut s, NOW, 2, 300), 2);
+        assert_eq!(
+            s.recommendations,
+            vec![Recommendation {
+                replicas: 2,
+                at: NOW
+            }]
+        );
+    }
+
+    #[test]
+    fn legacy_stabilization_takes_window_maximum() {
+        let mut s = recs(&[(9, 299.0), (7, 10.0)]);
+        assert_eq!(stabilize_legacy(&mut s, NOW, 3, 300), 9);
+        let mut s = recs(&[(9, 301.0), (7, 10.0)]);
+        assert_eq!(stabilize_legacy(&mut s, NOW, 3, 300), 7);
+    }
+
+    #[rstest]
+    #[case::within(5, 7, 1, 20, 7, None)]
+    #[case::below_min(5, 0, 1, 20, 1, Some(Limit::TooFewReplicas))]
+    #[case::scale_up_cap(3, 20, 1, 100, 6, Some(Limit::ScaleUpLimit))]
+    #[case::scale_up_minimum_four(1, 20, 1, 100, 4, Some(Limit::ScaleUpLimit))]
+    #[case::max(3, 20, 1, 5, 5, Some(Limit::TooManyReplicas))]
+    fn legacy_limits(
+        #[case] current: i32,
+        #[case] desired: i32,
+        #[case] min: i32,
+        #[case] max: i32,
+        #[case] expected: i32,
+        #[case] why: Option<Limit>,
+    ) {
+        assert_eq!(limit_legacy(current, desired, min, max), (expected, why));
+    }
+
+    #[rstest]
+    #[case::up_policy(5, 50, 1, 100, 10, Some(Limit::ScaleUpLimit))]
+    #[case::up_max(5, 50, 1, 8, 8, Some(Limit::TooManyReplicas))]
+    #[case::down_min(5, 1, 3, 10, 3, Some(Limit::TooFewReplicas))]
+    #[case::within(5, 7, 1, 10, 7, None)]
+    fn behavior_limits_with_defaults(
+        #[case] current: i32,
+        #[case] desired: i32,
+        #[case] min: i32,
+        #[case] max: i32,
+        #[case] expected: i32,
+        #[case] why: Option<Limit>,
+    ) {
+        let c = ControllerConfig::default();
+        let got = limit_with_behavior(
+            &HpaState::default(),
+            NOW,
+            current,
+            desired,
+            min,
+            max,
+            &ResolvedRules::default_scale_up(&c),
+            &ResolvedRules::default_scale_down(&c),
+        );
+        assert_eq!(got, (expected, why));
+    }
+
+    #[test]
+    fn scale_down_limit_above_current_is_capped_at_current() {
+        // A recent scale-up makes the period start low; the limit must not exceed current.
+        let c = ControllerConfig::default();
+        let s = state(&[(6, 5.0)], &[]);
+        let down = rules(SelectPolicy::Max, vec![ScalingPolicy::pods(1, 60)]);
+        let got = limit_with_behavior(
+            &s,
+            NOW,
+            10,
+            2,
+            1,
+            20,
+            &ResolvedRules::default_scale_up(&c),
+            &down,
+        );
+        // Period started at 4, so the policy allows 3; ScaleDownLimit is min(3, 10) = 3.
+        assert_eq!(got, (3, Some(Limit::ScaleDownLimit)));
+    }
+
+    #[test]
+    fn scale_events_reuse_outdated_slots() {
+        let c = ControllerConfig::default();
+        let up = ResolvedRules::default_scale_up(&c);
+        let down = ResolvedRules::default_scale_down(&c);
+        let mut s = HpaState::default();
+        record_scale_event(&mut s, 0.0, 2, 6, &up, &down);
+        record_scale_event(&mut s, 5.0, 6, 8, &up, &down);
+        assert_eq!(s.scale_up_events.len(), 2);
+        // At 100 s both are older than the 15 s period: one slot is reused.
+        record_scale_event(&mut s, 100.0, 8, 9, &up, &down);
+        assert_eq!(s.scale_up_events.len(), 2);
+        assert!(
+            s.scale_up_events
+                .iter()
+                .any(|e| e.change == 1 && e.at == 100.0 && !e.outdated)
+        );
+        record_scale_event(&mut s, 101.0, 9, 4, &up, &down);
+        assert_eq!(
+            s.scale_down_events,
+            vec![ScaleEvent {
+                change: 5,
+                at: 101.0,
+                outdated: false
+            }]
+        );
+    }
+}

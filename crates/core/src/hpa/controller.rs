@@ -226,3 +226,509 @@ pub fn reconcile(
     }
     Ok(decision)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hpa::replicas::{PodPhase, PodSample, ReadyCondition};
+    use crate::hpa::spec::{
+        Behavior, MetricSource, MetricSpec, MetricTarget, ScalingPolicy, ScalingRules, SelectPolicy,
+    };
+    use crate::resources::ResourceName;
+    use proptest::prelude::*;
+    use rstest::rstest;
+
+    fn ready_pods(n: i32) -> Vec<Pod> {
+        (0..n)
+            .map(|i| Pod {
+                name: format!("pod-{i}"),
+                phase: PodPhase::Running,
+                deleting: false,
+                start_time: Some(0.0),
+                ready: Some(ReadyCondition {
+                    ready: true,
+                    last_transition: 0.0,
+                }),
+            })
+            .collect()
+    }
+
+    fn object_value(target: i64) -> MetricSpec {
+        MetricSpec {
+            source: MetricSource::Object {
+                metric: "queue".into(),
+            },
+            target: MetricTarget::Value(target),
+        }
+    }
+
+    fn spec(min: i32, max: i32, metrics: Vec<MetricSpec>, behavior: Option<Behavior>) -> HpaSpec {
+        HpaSpec {
+            min_replicas: Some(min),
+            max_replicas: max,
+            metrics,
+            behavior,
+        }
+    }
+
+    /// One sync at `now` with `current` ready pods and an Object metric value.
+    fn sync(
+        s: &HpaSpec,
+        state: &mut HpaState,
+        now: f64,
+        current: i32,
+        value: i64,
+    ) -> Result<HpaDecision, HpaError> {
+        let pods = ready_pods(current);
+        let obs = vec![MetricObservation::Object(value); s.effective_metrics().len()];
+        reconcile(
+            s,
+            &ControllerConfig::default(),
+            &HpaInput {
+                now,
+                spec_replicas: current,
+                status_replicas: current,
+                pods: &pods,
+                observations: &obs,
+            },
+            state,
+        )
+    }
+
+    #[rstest]
+    #[case::disabled_at_zero(1, 10, 0, 0, DecisionReason::ScalingDisabled, false)]
+    #[case::above_max(1, 10, 12, 10, DecisionReason::AboveMaxReplicas, true)]
+    #[case::below_min(3, 10, 1, 3, DecisionReason::BelowMinReplicas, true)]
+    #[case::in_range_no_change(1, 10, 4, 4, DecisionReason::Metrics, false)]
+    fn bounds_are_checked_before_metrics(
+        #[case] min: i32,
+        #[case] max: i32,
+        #[case] current: i32,
+        #[case] expected: i32,
+        #[case] reason: DecisionReason,
+        #[case] rescale: bool,
+    ) {
+        let s = spec(min, max, vec![object_value(1000)], None);
+        // A value at the target: no metric-driven change.
+        let d = sync(&s, &mut HpaState::default(), 0.0, current, 1000).unwrap();
+        assert_eq!(d.desired_replicas, expected);
+        assert_eq!(d.reason, reason);
+        assert_eq!(d.rescale, rescale);
+    }
+
+    #[test]
+    fn largest_metric_wins() {
+        let s = spec(
+            1,
+            100,
+            vec![object_value(1000), object_value(500), object_value(4000)],
+            None,
+        );
+        // 2000 against 1000/500/4000 with 4 ready pods: 8, 16, 2 → 16 capped to 2×4.
+        let d = sync(&s, &mut HpaState::default(), 0.0, 4, 2000).unwrap();
+        assert_eq!(d.metric_replicas, Some(16));
+        assert_eq!(d.desired_replicas, 8);
+        assert_eq!(d.limited_by, Some(Limit::ScaleUpLimit));
+        assert_eq!(
+            d.metrics
+                .iter()
+                .map(|m| m.as_ref().map(|p| p.replicas))
+                .collect::<Vec<_>>(),
+            vec![Ok(8), Ok(16), Ok(2)]
+        );
+    }
+
+    fn mixed(value: i64) -> (HpaSpec, Vec<MetricObservation>) {
+        let s = spec(
+            1,
+            100,
+            vec![
+                object_value(1000),
+                MetricSpec {
+                    source: MetricSource::External {
+                        metric: "lag".into(),
+                    },
+                    target: MetricTarget::Value(10),
+                },
+            ],
+            None,
+        );
+        (
+            s,
+            vec![
+                MetricObservation::Object(value),
+                MetricObservation::Unavailable("adapter down".into()),
+            ],
+        )
+    }
+
+    fn run(s: &HpaSpec, obs: &[MetricObservation], current: i32) -> Result<HpaDecision, HpaError> {
+        let pods = ready_pods(current);
+        reconcile(
+            s,
+            &ControllerConfig::default(),
+            &HpaInput {
+                now: 0.0,
+                spec_replicas: current,
+                status_replicas: current,
+                pods: &pods,
+                observations: obs,
+            },
+            &mut HpaState::default(),
+        )
+    }
+
+    #[test]
+    fn invalid_metric_still_scales_up_on_the_valid_ones() {
+        let (s, obs) = mixed(3000);
+        let d = run(&s, &obs, 2).unwrap();
+        assert_eq!(d.desired_replicas, 4);
+        assert_eq!(d.invalid_metrics, 1);
+    }
+
+    #[test]
+    fn invalid_metric_blocks_scale_down() {
+        let (s, obs) = mixed(500);
+        let err = run(&s, &obs, 4).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                HpaError::InvalidMetrics {
+                    invalid: 1,
+                    total: 2,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("adapter down"));
+    }
+
+    #[test]
+    fn all_metrics_invalid_is_an_error() {
+        let s = spec(1, 10, vec![object_value(1000)], None);
+        let obs = vec![MetricObservation::Unavailable("x".into())];
+        let err = run(&s, &obs, 4).unwrap_err();
+        assert!(matches!(
+            err,
+            HpaError::InvalidMetrics {
+                invalid: 1,
+                total: 1,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn empty_metrics_default_to_cpu_80_percent() {
+        let s = spec(1, 10, vec![], None);
+        let pods = ready_pods(2);
+        let obs = vec![MetricObservation::Resource {
+            usage: vec![
+                Some(PodSample {
+                    value: 1600,
+                    timestamp: 0.0,
+                    window: 60.0,
+                });
+                2
+            ],
+            requests: vec![Some(1000); 2],
+        }];
+        let d = reconcile(
+            &s,
+            &ControllerConfig::default(),
+            &HpaInput {
+                now: 1000.0,
+                spec_replicas: 2,
+                status_replicas: 2,
+                pods: &pods,
+                observations: &obs,
+            },
+            &mut HpaState::default(),
+        )
+        .unwrap();
+        // 160 % against 80 %: twice the pods.
+        assert_eq!(d.desired_replicas, 4);
+        assert_eq!(d.metrics[0].as_ref().unwrap().utilization, Some(160));
+    }
+
+    #[rstest]
+    #[case::max_zero(spec(1, 0, vec![], None), "maxReplicas")]
+    #[case::min_above_max(spec(5, 3, vec![], None), "minReplicas")]
+    #[case::zero_without_object(spec(0, 3, vec![], None), "minReplicas 0")]
+    #[case::zero_target(spec(1, 3, vec![object_value(0)], None), "must be positive")]
+    #[case::empty_policies(spec(1, 3, vec![], Some(Behavior { scale_up: Some(ScalingRules { policies: Some(vec![]), ..ScalingRules::default() }), scale_down: None })), "at least one policy")]
+    #[case::policy_period(spec(1, 3, vec![], Some(Behavior { scale_up: None, scale_down: Some(ScalingRules { policies: Some(vec![ScalingPolicy::pods(1, 1801)]), ..ScalingRules::default() }) })), "periodSeconds")]
+    #[case::window(spec(1, 3, vec![], Some(Behavior { scale_up: None, scale_down: Some(ScalingRules { stabilization_window_seconds: Some(3601), ..ScalingRules::default() }) })), "stabilizationWindowSeconds")]
+    #[case::tolerance(spec(1, 3, vec![], Some(Behavior { scale_up: Some(ScalingRules { tolerance: Some(-0.1), ..ScalingRules::default() }), scale_down: None })), "tolerance")]
+    fn invalid_specs_are_rejected(#[case] s: HpaSpec, #[case] message: &str) {
+        let err = run(&s, &[MetricObservation::Object(1)], 2).unwrap_err();
+        assert!(matches!(err, HpaError::Spec(_)), "{err:?}");
+        assert!(err.to_string().contains(message), "{err}");
+    }
+
+    #[test]
+    fn observation_count_must_match() {
+        let s = spec(1, 3, vec![object_value(1)], None);
+        assert_eq!(
+            run(&s, &[], 2).unwrap_err(),
+            HpaError::ObservationCount {
+                expected: 1,
+                got: 0
+            }
+        );
+    }
+
+    #[test]
+    fn legacy_path_holds_scale_down_for_five_minutes() {
+        let s = spec(1, 100, vec![object_value(1000)], None);
+        let mut st = HpaState::default();
+        // At the target with 10 pods: stays at 10, recorded.
+        assert_eq!(
+            sync(&s, &mut st, 0.0, 10, 1_000).unwrap().desired_replicas,
+            10
+        );
+        // Load halves: recommendation 5, held at 10 by the window.
+        let d = sync(&s, &mut st, 15.0, 10, 500).unwrap();
+        assert_eq!((d.metric_replicas, d.desired_replicas), (Some(5), 10));
+        // After the window the 10 has expired.
+        let d = sync(&s, &mut st, 301.0, 10, 500).unwrap();
+        assert_eq!(d.desired_replicas, 5);
+        assert!(
+            st.scale_down_events.is_empty(),
+            "legacy path keeps no events"
+        );
+    }
+
+    #[test]
+    fn default_behavior_rate_limits_scale_up_over_periods() {
+        let s = spec(1, 100, vec![object_value(1000)], Some(Behavior::default()));
+        let mut st = HpaState::default();
+        // 5 → wants 50; max(5 + 4, 2 × 5) = 10.
+        let d = sync(&s, &mut st, 0.0, 5, 50_000).unwrap();
+        assert_eq!(d.desired_replicas, 10);
+        assert_eq!(d.limited_by, Some(Limit::ScaleUpLimit));
+        // 10 s later the period still holds the +5: start 5, limit 10 → no change.
+        let d = sync(&s, &mut st, 10.0, 10, 100_000).unwrap();
+        assert_eq!((d.desired_replicas, d.rescale), (10, false));
+        // After the 15 s period: max(10 + 4, 20) = 20.
+        let d = sync(&s, &mut st, 16.0, 10, 100_000).unwrap();
+        assert_eq!(d.desired_replicas, 20);
+    }
+
+    #[test]
+    fn behavior_scale_down_uses_controller_window_and_policies() {
+        let b = Behavior {
+            scale_up: None,
+            scale_down: Some(ScalingRules {
+                stabilization_window_seconds: Some(60),
+                select_policy: Some(SelectPolicy::Max),
+                policies: Some(vec![ScalingPolicy::pods(2, 60)]),
+                tolerance: None,
+            }),
+        };
+        let s = spec(1, 100, vec![object_value(1000)], Some(b));
+        let mut st = HpaState::default();
+        assert_eq!(
+            sync(&s, &mut st, 0.0, 10, 1_000).unwrap().desired_replicas,
+            10
+        );
+        // Wants 2, held by the 60 s window.
+        assert_eq!(
+            sync(&s, &mut st, 30.0, 10, 200).unwrap().desired_replicas,
+            10
+        );
+        // Window passed: wants 2, but at most 2 pods per 60 s.
+        let d = sync(&s, &mut st, 61.0, 10, 200).unwrap();
+        assert_eq!(d.desired_replicas, 8);
+        assert_eq!(d.limited_by, Some(Limit::ScaleDownLimit));
+        // Within the same 60 s, no further removal.
+        assert_eq!(sync(&s, &mut st, 90.0, 8, 250).unwrap().desired_replicas, 8);
+        // The event at 61 s has left the period (strictly after 122 − 60).
+        assert_eq!(
+            sync(&s, &mut st, 122.0, 8, 250).unwrap().desired_replicas,
+            6
+        );
+    }
+
+    #[test]
+    fn disabled_scale_down_never_shrinks() {
+        let b = Behavior {
+            scale_up: None,
+            scale_down: Some(ScalingRules {
+                select_policy: Some(SelectPolicy::Disabled),
+                ..ScalingRules::default()
+            }),
+        };
+        let s = spec(1, 100, vec![object_value(1000)], Some(b));
+        // Wants 1.
+        let d = sync(&s, &mut HpaState::default(), 0.0, 10, 100).unwrap();
+        assert_eq!(d.metric_replicas, Some(1));
+        assert_eq!((d.desired_replicas, d.rescale), (10, false));
+    }
+
+    #[test]
+    fn behavior_tolerance_overrides_controller_tolerance() {
+        let b = Behavior {
+            scale_up: Some(ScalingRules {
+                tolerance: Some(0.5),
+                ..ScalingRules::default()
+            }),
+            scale_down: None,
+        };
+        let s = spec(1, 100, vec![object_value(1000)], Some(b));
+        // Ratio 1.4 is within 0.5 up…
+        let d = sync(&s, &mut HpaState::default(), 0.0, 10, 1_400).unwrap();
+        assert_eq!(d.desired_replicas, 10);
+        // …while 0.8 is outside the controller's 0.1 down (held only by min 1 and policies).
+        let d = sync(&s, &mut HpaState::default(), 0.0, 10, 800).unwrap();
+        assert_eq!(d.metric_replicas, Some(8));
+    }
+
+    #[test]
+    fn unready_cpu_pods_do_not_trigger_scale_down_through_reconcile() {
+        let s = spec(
+            1,
+            10,
+            vec![MetricSpec {
+                source: MetricSource::Resource {
+                    resource: ResourceName::Cpu,
+                },
+                target: MetricTarget::Utilization(50),
+            }],
+            None,
+        );
+        let mut pods = ready_pods(2);
+        pods[1].phase = PodPhase::Pending;
+        let sample = PodSample {
+            value: 500,
+            timestamp: 0.0,
+            window: 60.0,
+        };
+        let obs = vec![MetricObservation::Resource {
+            usage: vec![Some(sample), None],
+            requests: vec![Some(1000), Some(1000)],
+        }];
+        let d = reconcile(
+            &s,
+            &ControllerConfig::default(),
+            &HpaInput {
+                now: 1000.0,
+                spec_replicas: 2,
+                status_replicas: 2,
+                pods: &pods,
+                observations: &obs,
+            },
+            &mut HpaState::default(),
+        )
+        .unwrap();
+        assert_eq!(d.desired_replicas, 2);
+    }
+
+    fn arb_behavior() -> impl Strategy<Value = Option<Behavior>> {
+        prop_oneof![
+            Just(None),
+            Just(Some(Behavior::default())),
+            (0u32..400, 1i32..6, 15u32..120, 1i32..100, prop::bool::ANY).prop_map(
+                |(window, pods, period, percent, min_select)| Some(Behavior {
+                    scale_up: Some(ScalingRules {
+                        stabilization_window_seconds: Some(window / 4),
+                        select_policy: Some(if min_select {
+                            SelectPolicy::Min
+                        } else {
+                            SelectPolicy::Max
+                        }),
+                        policies: Some(vec![
+                            ScalingPolicy::pods(pods, period),
+                            ScalingPolicy::percent(percent, period),
+                        ]),
+                        tolerance: None,
+                    }),
+                    scale_down: Some(ScalingRules {
+                        stabilization_window_seconds: Some(window),
+                        select_policy: None,
+                        policies: Some(vec![ScalingPolicy::pods(pods, period)]),
+                        tolerance: None,
+                    }),
+                })
+            ),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn result_always_within_min_max(
+            min in 1i32..5,
+            extra in 0i32..30,
+            behavior in arb_behavior(),
+            steps in prop::collection::vec((1i32..40, 0i64..200_000), 1..40),
+        ) {
+            let max = min + extra;
+            let s = spec(min, max, vec![object_value(1000)], behavior);
+            let mut st = HpaState::default();
+            let mut t = 0.0;
+            for (current, value) in steps {
+                t += 15.0;
+                let d = sync(&s, &mut st, t, current, value).unwrap();
+                prop_assert!(d.desired_replicas >= min && d.desired_replicas <= max,
+                    "{} not in [{min}, {max}] from {current}", d.desired_replicas);
+            }
+        }
+
+        /// Following its own decisions every 15 s, the count never drops by more
+        /// than a Pods policy allows within its period, nor below the highest raw
+        /// recommendation of the stabilisation window.
+        #[test]
+        fn scale_down_never_faster_than_policy_or_window(
+            start in 1i32..60,
+            pods_per_period in 1i32..5,
+            period in 15u32..300,
+            window in 0u32..600,
+            values in prop::collection::vec(0i64..100_000, 1..60),
+        ) {
+            let b = Behavior {
+                scale_up: None,
+                scale_down: Some(ScalingRules {
+                    stabilization_window_seconds: Some(window),
+                    select_policy: Some(SelectPolicy::Max),
+                    policies: Some(vec![ScalingPolicy::pods(pods_per_period, period)]),
+                    tolerance: None,
+                }),
+            };
+            let s = spec(1, 100, vec![object_value(1000)], Some(b));
+            let mut st = HpaState::default();
+            let mut current = start;
+            let mut history: Vec<(f64, i32)> = vec![(0.0, current)];
+            let mut raw: Vec<(f64, i32)> = vec![];
+            for (i, value) in values.into_iter().enumerate() {
+                let t = 15.0 * (i as f64 + 1.0);
+                let d = sync(&s, &mut st, t, current, value).unwrap();
+                if let Some(m) = d.metric_replicas {
+                    raw.push((t, m.max(0)));
+                }
+                let next = d.desired_replicas;
+                // Net decrease over the policy period (events strictly after t − period).
+                let cutoff = t - f64::from(period);
+                let before = history
+                    .iter()
+                    .rev()
+                    .find(|(at, _)| *at <= cutoff)
+                    .map_or(history[0].1, |&(_, r)| r);
+                prop_assert!(before - next <= pods_per_period,
+                    "dropped from {before} to {next} within {period}s (policy {pods_per_period})");
+                if next < current {
+                    let held = raw
+                        .iter()
+                        .filter(|(at, _)| *at > t - f64::from(window))
+                        .map(|&(_, r)| r)
+                        .max()
+                        .unwrap_or(0);
+                    prop_assert!(next >= held.min(current).max(1),
+                        "scaled down to {next} below window maximum {held}");
+                }
+                current = next;
+                history.push((t, current));
+            }
+        }
+    }
+}

@@ -611,6 +611,7 @@ mod tests {
     //! pod, per-container levels and requests (raw values are per pod), tolerance 0.1, CPU initialisation
     //! period 2 min, readiness delay 10 s; pod start, readiness transitions and
     //! sample times at the zero time unless the pod is "hot" (started 1 min ago).
+    #![allow(clippy::too_many_arguments)] // rstest tables with one column per fixture field
     use super::*;
     use crate::hpa::spec::MetricSpec;
     use rstest::rstest;
@@ -718,7 +719,6 @@ mod tests {
     #[case::computed_tolerance_scales(10, 10, &[400, 200, 310, 290, 302, 298, 301, 299, 300, 300], &[150; 10], None, None, None, None, 56, 9, 50, 300)]
     // …and against 55 % stays within tolerance.
     #[case::computed_tolerance_holds(10, 10, &[400, 200, 310, 290, 302, 298, 301, 299, 300, 300], &[150; 10], None, None, None, None, 55, 10, 50, 300)]
-    #[allow(clippy::too_many_arguments)]
     fn resource_utilization_matches_upstream(
         #[case] current: i32,
         #[case] n: usize,
@@ -763,7 +763,6 @@ mod tests {
     #[case::missing_counts_target_on_scale_down(3, None, None, None, &[5000, 5000], 10000, 2, 5000)]
     // At a ratio of exactly 1 upstream counts missing pods as 0 for plain metrics.
     #[case::missing_at_exact_target_counts_zero(2, None, None, None, &[10000], 10000, 1, 10000)]
-    #[allow(clippy::too_many_arguments)]
     fn pods_metric_matches_upstream(
         #[case] current: i32,
         #[case] ready: Option<&[bool]>,
@@ -823,14 +822,56 @@ mod tests {
     }
 
     #[rstest]
-    #[case::object_scale_up(object(MetricTarget::Value(15000)), MetricObservation::Object(20000), 3, None, 4, 20000)]
-    #[case::object_per_pod_scale_up(object(MetricTarget::AverageValue(5000)), MetricObservation::Object(20000), 3, None, 4, 6667)]
+    #[case::object_scale_up(
+        object(MetricTarget::Value(15000)),
+        MetricObservation::Object(20000),
+        3,
+        None,
+        4,
+        20000
+    )]
+    #[case::object_per_pod_scale_up(
+        object(MetricTarget::AverageValue(5000)),
+        MetricObservation::Object(20000),
+        3,
+        None,
+        4,
+        6667
+    )]
     // If unready pods counted, this would be 15.
     #[case::object_ignores_unready_pods(object(MetricTarget::Value(10000)), MetricObservation::Object(50000), 3, Some(&[false, true, false][..]), 5, 50000)]
-    #[case::object_scale_down(object(MetricTarget::Value(20000)), MetricObservation::Object(12000), 5, None, 3, 12000)]
-    #[case::object_per_pod_scale_down(object(MetricTarget::AverageValue(2000)), MetricObservation::Object(6000), 5, None, 3, 1200)]
-    #[case::object_tolerance(object(MetricTarget::Value(20000)), MetricObservation::Object(20666), 3, None, 3, 20666)]
-    #[case::object_per_pod_tolerance(object(MetricTarget::AverageValue(5000)), MetricObservation::Object(20166), 4, None, 4, 5042)]
+    #[case::object_scale_down(
+        object(MetricTarget::Value(20000)),
+        MetricObservation::Object(12000),
+        5,
+        None,
+        3,
+        12000
+    )]
+    #[case::object_per_pod_scale_down(
+        object(MetricTarget::AverageValue(2000)),
+        MetricObservation::Object(6000),
+        5,
+        None,
+        3,
+        1200
+    )]
+    #[case::object_tolerance(
+        object(MetricTarget::Value(20000)),
+        MetricObservation::Object(20666),
+        3,
+        None,
+        3,
+        20666
+    )]
+    #[case::object_per_pod_tolerance(
+        object(MetricTarget::AverageValue(5000)),
+        MetricObservation::Object(20166),
+        4,
+        None,
+        4,
+        5042
+    )]
     // If unready pods counted, this would be 6.
     #[case::external_ignores_unready_pods(external(MetricTarget::Value(4400)), MetricObservation::External(vec![8600]), 3, Some(&[false, true, false][..]), 2, 8600)]
     #[case::external_per_pod_scale_up(external(MetricTarget::AverageValue(2150)), MetricObservation::External(vec![8600]), 3, None, 4, 2867)]
@@ -842,7 +883,14 @@ mod tests {
     #[case::external_sums_series(external(MetricTarget::Value(4000)), MetricObservation::External(vec![3000, 5000, 4000]), 3, None, 9, 12000)]
     // From zero replicas a Value target goes straight to ceil(ratio).
     #[case::external_scale_from_zero(external(MetricTarget::Value(4400)), MetricObservation::External(vec![8600]), 0, None, 2, 8600)]
-    #[case::object_stays_at_zero(object(MetricTarget::Value(4400)), MetricObservation::Object(0), 0, None, 0, 0)]
+    #[case::object_stays_at_zero(
+        object(MetricTarget::Value(4400)),
+        MetricObservation::Object(0),
+        0,
+        None,
+        0,
+        0
+    )]
     fn object_and_external_match_upstream(
         #[case] spec: MetricSpec,
         #[case] observation: MetricObservation,
@@ -907,7 +955,10 @@ mod tests {
         };
         let g = |p: &Pod, s: Option<&PodSample>, cpu| group_pod(p, s, cpu, &config, NOW);
         // No ready condition: unready for CPU, counted for memory.
-        assert_eq!(g(&pod(Some(NOW), None), Some(&sample), true), Group::Unready);
+        assert_eq!(
+            g(&pod(Some(NOW), None), Some(&sample), true),
+            Group::Unready
+        );
         assert_eq!(g(&pod(Some(NOW), None), Some(&sample), false), Group::Ready);
         // Young and ready, sample a full window after the transition: counted.
         let young = pod(Some(NOW - 60.0), Some((true, NOW - 30.0)));
