@@ -6,6 +6,7 @@
 //! simulator call the same code, so what the simulator predicts is what
 //! production does.
 
+pub mod cost;
 pub mod hpa;
 pub mod policy;
 pub mod resources;
