@@ -636,6 +636,65 @@ mod tests {
         assert!(Rates::new(0.0, 0.0).is_ok());
     }
 
+    /// The real EC2 catalog beside the project (current-generation, non-burstable).
+    fn ec2_catalog() -> Vec<NodeType> {
+        let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let path = ["../shared", "../../shared"]
+            .iter()
+            .map(|s| root.join(s).join("data/aws/aws-ec2-us-east-1.csv"))
+            .find(|p| p.exists())
+            .expect("the EC2 catalog in ../shared/data/aws (see DESIGN.md)");
+        let text = std::fs::read_to_string(path).unwrap();
+        let mut lines = text.lines();
+        let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+        let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
+        let (vcpu, mib, current, burstable, price) = (
+            col("vcpu"),
+            col("memory_mib"),
+            col("current_generation"),
+            col("burstable"),
+            col("on_demand_usd_per_hour"),
+        );
+        lines
+            .filter_map(|l| {
+                let f: Vec<&str> = l.split(',').collect();
+                let p: f64 = f[price].parse().ok()?;
+                (f[current] == "true" && f[burstable] == "false" && p > 0.0).then(|| NodeType {
+                    name: f[0].into(),
+                    cpu_millis: f[vcpu].parse::<i64>().unwrap() * 1000,
+                    memory_bytes: f[mib].parse::<i64>().unwrap() * 1024 * 1024,
+                    price_per_hour: p,
+                })
+            })
+            .collect()
+    }
+
+    #[test]
+    fn ec2_catalog_hull_matches_exhaustive() {
+        let types = ec2_catalog();
+        assert!(types.len() > 500, "{} types", types.len());
+        let b = FluidLowerBound::new(&types).unwrap();
+        assert!(b.candidate_count() >= 2 && b.candidate_count() < 20);
+        // From 1 GiB to 32 GiB per vCPU, small to large.
+        for (vcpu, gib) in [
+            (1, 1),
+            (4, 16),
+            (10, 10),
+            (64, 256),
+            (100, 3200),
+            (3, 96),
+            (500, 700),
+        ] {
+            let d = Resources::new(vcpu * 1000, gib * GIB);
+            let fast = b.solve(d).unwrap();
+            let slow = fluid_lower_bound_exhaustive(&types, d).unwrap();
+            assert!(
+                close(fast.cost_per_hour, slow.cost_per_hour),
+                "{d:?}: {fast:?} vs {slow:?}"
+            );
+        }
+    }
+
     fn arb_types() -> impl Strategy<Value = Vec<NodeType>> {
         prop::collection::vec(
             (1i64..=96, 1i64..=768, 1u32..=5000).prop_map(|(v, g, cents)| NodeType {

@@ -625,6 +625,40 @@ mod tests {
         assert_eq!(d.desired_replicas, 2);
     }
 
+    #[rstest]
+    #[case::stays_at_zero(0, 0)]
+    #[case::wakes_up(25, 3)]
+    // From zero the legacy cap is max(2 × 0, 4).
+    #[case::wakes_up_capped(95, 4)]
+    fn scale_from_zero_with_external_metric(#[case] value: i64, #[case] expected: i32) {
+        let s = spec(
+            0,
+            10,
+            vec![MetricSpec {
+                source: MetricSource::External {
+                    metric: "queue_depth".into(),
+                },
+                target: MetricTarget::Value(10),
+            }],
+            None,
+        );
+        let d = reconcile(
+            &s,
+            &ControllerConfig::default(),
+            &HpaInput {
+                now: 0.0,
+                spec_replicas: 0,
+                status_replicas: 0,
+                pods: &[],
+                observations: &[MetricObservation::External(vec![value])],
+            },
+            &mut HpaState::default(),
+        )
+        .unwrap();
+        assert_eq!(d.reason, DecisionReason::Metrics);
+        assert_eq!(d.desired_replicas, expected);
+    }
+
     fn arb_behavior() -> impl Strategy<Value = Option<Behavior>> {
         prop_oneof![
             Just(None),
