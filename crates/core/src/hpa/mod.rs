@@ -4,6 +4,13 @@
 //! ([`replicas_for_metric`]), the largest valid one wins, then stabilisation and
 //! rate limits ([`behavior`]) over a caller-kept [`HpaState`]. Time is plain
 //! seconds passed in; nothing here reads a clock.
+//!
+//! Conventions: per-pod observations are slices aligned with [`HpaInput::pods`]
+//! (`None` = no sample / no request); values and targets are integers in one
+//! unit per metric (upstream uses milli-units). Known differences from
+//! upstream: metrics for pods outside the pod list cannot be expressed (upstream
+//! counts them in plain-metric averages), and events and conditions are reported
+//! as [`HpaDecision`] fields rather than written anywhere.
 
 pub mod behavior;
 mod controller;

@@ -54,8 +54,9 @@ pub struct Pod {
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PodSample {
-    /// Value in milli-units (millicores for CPU; milli-bytes for memory, or bytes —
-    /// any unit works as long as requests use the same).
+    /// Value in the unit of the target and the requests: upstream compares
+    /// `MilliValue()`s (millicores for CPU, milli-bytes for memory); any unit
+    /// gives the same ratios as long as all three agree.
     pub value: i64,
     /// Sample time, seconds.
     pub timestamp: f64,
