@@ -7,6 +7,8 @@
 //! production does.
 
 pub mod admission;
+pub mod cost;
+pub mod hpa;
 pub mod policy;
 pub mod quantity;
 pub mod recommender;
