@@ -6,5 +6,8 @@
 //! simulator call the same code, so what the simulator predicts is what
 //! production does.
 
+pub mod catalog;
+pub mod expander;
 pub mod policy;
 pub mod resources;
+pub mod scheduling;
