@@ -263,6 +263,8 @@ pub enum CatalogError {
 pub struct Catalog {
     types: BTreeMap<String, InstanceType>,
     overrides: Overrides,
+    /// Computed once: pod prices are asked for every pending pod.
+    rates: Option<Rates>,
 }
 
 const COLUMNS: [&str; 9] = [
@@ -318,10 +320,13 @@ impl Catalog {
         if types.is_empty() {
             return Err(CatalogError::Empty);
         }
-        Ok(Catalog {
+        let mut catalog = Catalog {
             types,
             overrides: Overrides::default(),
-        })
+            rates: None,
+        };
+        catalog.rates = catalog.compute_rates().ok();
+        Ok(catalog)
     }
 
     /// Applies overrides parsed from YAML (replacing any earlier ones).
@@ -392,6 +397,7 @@ impl Catalog {
             }
         }
         self.overrides = overrides;
+        self.rates = self.compute_rates().ok();
         Ok(self)
     }
 
@@ -579,8 +585,12 @@ impl Catalog {
 
     /// The per-vCPU-hour and per-GiB-hour rates: the configured ones, else
     /// [`Catalog::fit_rates`] over current-generation, non-burstable, non-GPU
-    /// types.
+    /// types (computed once, when the catalog is built).
     pub fn rates(&self) -> Result<Rates, CatalogError> {
+        self.rates.ok_or(CatalogError::NoTypesForRates)
+    }
+
+    fn compute_rates(&self) -> Result<Rates, CatalogError> {
         if let Some(r) = self.overrides.rates {
             return Ok(r);
         }
@@ -1042,6 +1052,20 @@ nodeGroups:
             .with_overrides_yaml("rates: { usdPerVcpuHour: 0.05, usdPerGibHour: 0.001 }")
             .unwrap();
         assert_eq!(fixed.rates().unwrap().usd_per_vcpu_hour, 0.05);
+    }
+
+    #[test]
+    fn rates_need_eligible_types() {
+        let c = Catalog::from_csv(&format!(
+            "{HEADER}\nt3.micro,2,1024,0,x86_64,true,true,false,0.0104\n"
+        ))
+        .unwrap();
+        assert_eq!(c.rates(), Err(CatalogError::NoTypesForRates));
+        assert!(c.pod_price(Resources::new(1000, MIB)).is_err());
+        let c = c
+            .with_overrides_yaml("rates: { usdPerVcpuHour: 0.04, usdPerGibHour: 0.005 }")
+            .unwrap();
+        assert!((c.pod_price(Resources::new(1000, 1024 * MIB)).unwrap() - 0.045).abs() < 1e-12);
     }
 
     #[test]

@@ -662,6 +662,73 @@ mod tests {
     }
 
     #[test]
+    fn priority_price_least_waste_explained() {
+        use crate::catalog::Catalog;
+        let catalog = Catalog::from_csv(
+            "instance_type,vcpu,memory_mib,gpus,architectures,current_generation,burstable,bare_metal,on_demand_usd_per_hour
+m6i.large,2,8192,0,x86_64,true,false,false,0.096
+m6i.xlarge,4,16384,0,x86_64,true,false,false,0.192
+c6i.xlarge,4,8192,0,x86_64,true,false,false,0.17
+",
+        )
+        .unwrap()
+        .with_overrides_yaml("rates: { usdPerVcpuHour: 0.04, usdPerGibHour: 0.005 }")
+        .unwrap();
+        let group = |ty: &str, cpu: i64, mem: i64| {
+            let mut t = template(cpu, mem);
+            t.price.instance_types = vec![ty.to_owned()];
+            t
+        };
+        let t: HashMap<String, NodeTemplate> = [
+            (
+                "pool-m6i-large".to_owned(),
+                group("m6i.large", 2000, 8 * GIB),
+            ),
+            (
+                "pool-m6i-xlarge".to_owned(),
+                group("m6i.xlarge", 4000, 16 * GIB),
+            ),
+            (
+                "pool-c6i-xlarge".to_owned(),
+                group("c6i.xlarge", 4000, 8 * GIB),
+            ),
+            ("legacy".to_owned(), group("m6i.large", 2000, 8 * GIB)),
+        ]
+        .into_iter()
+        .collect();
+        let pods = [(1500, GIB); 4];
+        let options = vec![
+            option("pool-m6i-large", 4, &pods),
+            option("pool-m6i-xlarge", 2, &pods),
+            option("pool-c6i-xlarge", 2, &pods),
+            option("legacy", 4, &pods),
+        ];
+        let config = ChainConfig {
+            pricing: Some(Arc::new(catalog)),
+            priorities: Some(PriorityFilter::from_yaml("10: [\"^pool-\"]\n0: [\".*\"]").unwrap()),
+            cost: CostConfig::default(),
+        };
+        let chain = Chain::build("priority,price,least-waste", &config).unwrap();
+        let d = chain.decide(&options, &ctx(&t));
+        assert_eq!(d.chosen.unwrap().node_group_id, "pool-c6i-xlarge");
+        let strategies: Vec<_> = d.steps.iter().map(|s| s.strategy.as_str()).collect();
+        assert_eq!(strategies, vec!["priority", "price"]);
+        assert_eq!(d.steps[0].scores["legacy"], 0.0);
+        assert_eq!(d.steps[0].survivors.len(), 3);
+        // Preferred node for 10 nodes is 4 CPUs; the c6i pays least for the same pods.
+        let s = 0.5 * 0.04 + (500.0 / 1024.0) * 0.005;
+        let pods_value = 4.0 * (1.5 * 0.04 + 0.005);
+        let c6i = (2.0 * 0.17 + s) / (pods_value + s);
+        assert!((d.steps[1].scores["pool-c6i-xlarge"] - c6i).abs() < 1e-12);
+        // Half the preferred CPU (unfitness 2), suppressed over 4 nodes.
+        let m6i_large = (2.0 - 0.2f64.tanh()) * (4.0 * 0.096 + s) / (pods_value + s);
+        assert!((d.steps[1].scores["pool-m6i-large"] - m6i_large).abs() < 1e-12);
+        assert_eq!(d.steps[1].survivors, vec!["pool-c6i-xlarge"]);
+        let json = serde_json::to_string(&d.steps).unwrap();
+        assert!(json.contains("\"strategy\":\"price\""), "{json}");
+    }
+
+    #[test]
     fn no_survivors_means_no_choice() {
         let t = HashMap::new();
         let options = vec![option("a", 1, &[(1000, GIB)])];
