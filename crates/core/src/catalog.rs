@@ -1054,6 +1054,18 @@ nodeGroups:
         assert_eq!(fixed.rates().unwrap().usd_per_vcpu_hour, 0.05);
     }
 
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_rows_never_panic(rows in "[a-z0-9., \\n\"-]{0,200}") {
+            let _ = Catalog::from_csv(&format!("{HEADER}\n{rows}"));
+        }
+
+        #[test]
+        fn arbitrary_overrides_never_panic(yaml in "[a-zA-Z0-9:{}\\[\\], .\\n*-]{0,120}") {
+            let _ = small().with_overrides_yaml(&yaml);
+        }
+    }
+
     #[test]
     fn rates_need_eligible_types() {
         let c = Catalog::from_csv(&format!(

@@ -189,7 +189,7 @@ impl PodRequest {
 pub struct NodeShape {
     /// Allocatable CPU and memory.
     pub allocatable: Resources,
-    /// Maximum pods on the node (`status.allocatable.pods`).
+    /// Maximum pods on the node (`status.allocatable.pods`); 0 admits none.
     pub max_pods: u32,
     /// Node labels.
     pub labels: BTreeMap<String, String>,

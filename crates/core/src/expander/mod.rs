@@ -49,7 +49,7 @@ pub struct NodeTemplate {
     pub capacity: Resources,
     /// `status.allocatable` (CPU, memory).
     pub allocatable: Resources,
-    /// Maximum pods per node.
+    /// Maximum pods per node (`status.allocatable.pods`); 0 admits none.
     pub max_pods: u32,
     /// GPUs per node.
     pub gpus: u32,
@@ -726,6 +726,34 @@ c6i.xlarge,4,8192,0,x86_64,true,false,false,0.17
         assert_eq!(d.steps[1].survivors, vec!["pool-c6i-xlarge"]);
         let json = serde_json::to_string(&d.steps).unwrap();
         assert!(json.contains("\"strategy\":\"price\""), "{json}");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn least_waste_chain_picks_a_minimum(
+            groups in proptest::collection::vec((1i64..64, 1i64..256, 1u32..20, 0usize..30), 1..12),
+            seed in 0u64..1000,
+        ) {
+            let mut t = HashMap::new();
+            let mut options = Vec::new();
+            for (i, &(cpu, gib, count, pods)) in groups.iter().enumerate() {
+                let id = format!("g{i}");
+                t.insert(id.clone(), template(cpu * 1000, gib * GIB));
+                options.push(option(&id, count, &vec![(250, GIB / 2); pods]));
+            }
+            let chain = Chain::build("least-waste", &ChainConfig::default()).unwrap();
+            let c = ExpansionContext { seed, ..ctx(&t) };
+            let d = chain.decide(&options, &c);
+            let scores = &d.steps[0].scores;
+            let min = scores.values().copied().fold(f64::INFINITY, f64::min);
+            let chosen = d.chosen.unwrap();
+            proptest::prop_assert_eq!(scores[&chosen.node_group_id], min);
+            // Every option at the minimum survived, and only those.
+            let at_min = scores.values().filter(|&&v| v == min).count();
+            proptest::prop_assert_eq!(d.best.len(), at_min);
+            proptest::prop_assert!(d.best.iter().any(|o| std::ptr::eq(*o, chosen)));
+            proptest::prop_assert_eq!(chain.decide(&options, &c).chosen, d.chosen);
+        }
     }
 
     #[test]
