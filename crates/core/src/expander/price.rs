@@ -116,7 +116,9 @@ pub fn suppressed_unfitness(unfitness: f64, node_count: u32) -> f64 {
 }
 
 /// CA's price expander: score = suppressed unfitness × (node cost + S) /
-/// (pod value + S), ×2 for groups that do not exist yet; lowest wins.
+/// (pod value + S), ×2 for groups that do not exist yet; lowest wins, and on
+/// an exact tie the first such option, as upstream (so a filter after `price`
+/// only runs when every option was dropped).
 #[derive(Clone)]
 pub struct PriceFilter {
     pricing: Arc<dyn PricingModel>,
@@ -145,7 +147,7 @@ impl Filter for PriceFilter {
         // Upstream carries on without stabilisation when this pod has no price.
         let stabilization = self.pricing.pod_price(STABILIZATION_POD).unwrap_or(0.0);
         let preferred = preferred_node_cpu_millis(ctx.cluster_node_count);
-        keep_best(options, Better::Lower, |option| {
+        let mut outcome = keep_best(options, Better::Lower, |option| {
             let node = template_of(ctx, option)?;
             let price = self
                 .pricing
@@ -177,7 +179,10 @@ impl Filter for PriceFilter {
             } else {
                 score * NOT_EXIST_COEFFICIENT
             })
-        })
+        });
+        // Upstream keeps only the first option with the lowest score.
+        outcome.survivors.truncate(1);
+        outcome
     }
 }
 
@@ -275,6 +280,24 @@ mod tests {
         let out = PriceFilter::new(pricing()).filter(&refs, &c);
         let expected = (2.0 * node4 * 0.3 + s) / (pod_value + s);
         assert!((out.scores["spot"] - expected).abs() < 1e-12);
+    }
+
+    #[test]
+    fn exact_ties_keep_the_first_like_upstream() {
+        let t: HashMap<String, NodeTemplate> = [
+            ("zone-b".to_owned(), template(4000, 16 * GIB)),
+            ("zone-a".to_owned(), template(4000, 16 * GIB)),
+        ]
+        .into_iter()
+        .collect();
+        let opts = [
+            option("zone-b", 1, &[(500, GIB)]),
+            option("zone-a", 1, &[(500, GIB)]),
+        ];
+        let refs: Vec<_> = opts.iter().collect();
+        let out = PriceFilter::new(pricing()).filter(&refs, &ctx(&t));
+        assert_eq!(out.scores["zone-a"], out.scores["zone-b"]);
+        assert_eq!(ids(&refs, &out.survivors), vec!["zone-b"]);
     }
 
     #[test]
