@@ -7,10 +7,13 @@
 //! production does.
 
 pub mod admission;
+pub mod catalog;
 pub mod cost;
+pub mod expander;
 pub mod hpa;
 pub mod policy;
 pub mod quantity;
 pub mod recommender;
 pub mod resources;
+pub mod scheduling;
 pub mod update;
