@@ -28,7 +28,7 @@ const CHECKPOINT_NULLABLE: [&str; 5] = [
 #[must_use]
 pub fn vpa_crd() -> CustomResourceDefinition {
     let mut crd = VerticalPodAutoscaler::crd();
-    strip_nullable(&mut crd, &[]);
+    tidy_schema(&mut crd, &[]);
     crd
 }
 
@@ -42,16 +42,17 @@ pub fn checkpoint_crd() -> CustomResourceDefinition {
     for version in &mut crd.spec.versions {
         version.subresources = None;
     }
-    strip_nullable(&mut crd, &CHECKPOINT_NULLABLE);
+    tidy_schema(&mut crd, &CHECKPOINT_NULLABLE);
     crd
 }
 
 /// Removes the `nullable: true` (and `null` enum entries) that the derive
-/// puts on every `Option` field, except at the paths in `keep`.
+/// puts on every `Option` field, except at the paths in `keep`, and the
+/// quantity descriptions inside resource lists.
 ///
 /// Upstream's schemas are not nullable there, so the API server prunes an
 /// explicit `null` instead of storing it; ours must behave the same.
-fn strip_nullable(crd: &mut CustomResourceDefinition, keep: &[&str]) {
+fn tidy_schema(crd: &mut CustomResourceDefinition, keep: &[&str]) {
     for version in &mut crd.spec.versions {
         if let Some(schema) = version
             .schema
@@ -64,6 +65,11 @@ fn strip_nullable(crd: &mut CustomResourceDefinition, keep: &[&str]) {
 }
 
 fn strip_props(props: &mut JSONSchemaProps, path: &str, keep: &[&str]) {
+    if path.ends_with(".*") && props.x_kubernetes_int_or_string == Some(true) {
+        // The k8s-openapi Quantity essay, repeated in every ResourceList;
+        // the field itself is described one level up, as upstream does.
+        props.description = None;
+    }
     if !keep.contains(&path) {
         props.nullable = None;
         if let Some(values) = props.enum_.as_mut() {
@@ -102,9 +108,39 @@ pub fn crds_yaml() -> Result<String, serde_yaml::Error> {
     let mut out = String::new();
     for crd in [vpa_crd(), checkpoint_crd()] {
         out.push_str("---\n");
-        out.push_str(&serde_yaml::to_string(&crd)?);
+        for line in serde_yaml::to_string(&crd)?.lines() {
+            out.push_str(&quote_yaml11_bool(line));
+            out.push('\n');
+        }
     }
     Ok(out)
+}
+
+/// Words that YAML 1.2 (serde_yaml) leaves bare as strings but YAML 1.1
+/// readers, kubectl's among them, take as booleans.
+const YAML11_BOOLS: [&str; 16] = [
+    "y", "Y", "yes", "Yes", "YES", "n", "N", "no", "No", "NO", "on", "On", "ON", "off", "Off",
+    "OFF",
+];
+
+/// Quotes a bare YAML 1.1 boolean word ending a line (`- Off` → `- "Off"`),
+/// so the enum value `Off` is not read as `false` by `kubectl apply`.
+fn quote_yaml11_bool(line: &str) -> String {
+    // Only whole values: a list item (`  - Off`) or a simple key (`  k: Off`),
+    // never words inside longer text.
+    if let Some((head, word)) = line.rsplit_once("- ")
+        && head.trim().is_empty()
+        && YAML11_BOOLS.contains(&word)
+    {
+        return format!("{head}- \"{word}\"");
+    }
+    if let Some((head, word)) = line.rsplit_once(": ")
+        && !head.trim().contains([' ', '"', '\'', '#', ':'])
+        && YAML11_BOOLS.contains(&word)
+    {
+        return format!("{head}: \"{word}\"");
+    }
+    line.to_owned()
 }
 
 #[cfg(test)]
@@ -286,6 +322,59 @@ mod tests {
         expected.sort();
         found.sort();
         assert_eq!(found, expected);
+    }
+
+    #[rstest::rstest]
+    #[case("  - Off", "  - \"Off\"")]
+    #[case("    mode: off", "    mode: \"off\"")]
+    #[case("  - Auto", "  - Auto")]
+    #[case("  description: turn it - Off", "  description: turn it - Off")]
+    #[case("  description: a b: no", "  description: a b: no")]
+    #[case("  - true", "  - true")]
+    fn yaml11_booleans_are_quoted(#[case] line: &str, #[case] expected: &str) {
+        assert_eq!(quote_yaml11_bool(line), expected);
+    }
+
+    #[test]
+    fn generated_yaml_keeps_off_a_string_for_yaml11_readers() {
+        let yaml = crds_yaml().unwrap();
+        assert!(yaml.contains("- \"Off\"\n"), "Off must be quoted");
+        assert!(!yaml.lines().any(|l| l.trim_end().ends_with("- Off")));
+    }
+
+    #[test]
+    fn vpa_schema_has_upstream_bounds_and_cel_rules() {
+        let crd = serde_json::to_value(vpa_crd()).unwrap();
+        let spec = schema_at(&crd, "/properties/spec/properties");
+        assert_eq!(spec["targetRef"]["x-kubernetes-map-type"], "atomic");
+        assert_eq!(
+            spec["updatePolicy"]["properties"]["evictAfterOOMSeconds"]["minimum"],
+            1.0
+        );
+        let policy =
+            &spec["resourcePolicy"]["properties"]["containerPolicies"]["items"]["properties"];
+        assert_eq!(policy["memoryAggregationIntervalCount"]["minimum"], 1.0);
+        assert_eq!(policy["memoryAggregationIntervalSeconds"]["minimum"], 1.0);
+        assert!(
+            policy["minAllowed"]["additionalProperties"]
+                .get("description")
+                .is_none()
+        );
+        let rules = &spec["startupBoost"]["properties"]["cpu"]["x-kubernetes-validations"];
+        assert_eq!(
+            rules[0]["rule"],
+            "(self.type == 'Factor') == has(self.factor)"
+        );
+        assert_eq!(
+            rules[1]["rule"],
+            "(self.type == 'Quantity') == has(self.quantity)"
+        );
+        let status = schema_at(&crd, "/properties/status/properties");
+        assert_eq!(status["observedGeneration"]["minimum"], 0.0);
+        assert_eq!(
+            status["conditions"]["items"]["properties"]["observedGeneration"]["minimum"],
+            0.0
+        );
     }
 
     #[test]

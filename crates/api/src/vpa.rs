@@ -54,6 +54,7 @@ pub const DEFAULT_RECOMMENDER: &str = "default";
 #[serde(rename_all = "camelCase")]
 pub struct VerticalPodAutoscalerSpec {
     /// The controller whose pods this VPA manages (required upstream).
+    #[schemars(extend("x-kubernetes-map-type" = "atomic"))]
     pub target_ref: CrossVersionObjectReference,
     /// How changes are applied to pods.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -153,6 +154,7 @@ pub struct PodUpdatePolicy {
         rename = "evictAfterOOMSeconds",
         skip_serializing_if = "Option::is_none"
     )]
+    #[schemars(range(min = 1))]
     pub evict_after_oom_seconds: Option<i32>,
 }
 
@@ -213,9 +215,11 @@ pub struct ContainerResourcePolicy {
     pub oom_min_bump_up: Option<Quantity>,
     /// Number of memory aggregation intervals in the memory window.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
     pub memory_aggregation_interval_count: Option<i64>,
     /// Length of one memory aggregation interval, in seconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
     pub memory_aggregation_interval_seconds: Option<i32>,
     /// CPU percentile used as target, in (0, 1].
     #[serde(
@@ -244,6 +248,16 @@ pub struct StartupBoost {
 /// `startupBoost.cpu`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {
+        "rule": "(self.type == 'Factor') == has(self.factor)",
+        "message": "factor is required when type is Factor and forbidden otherwise"
+    },
+    {
+        "rule": "(self.type == 'Quantity') == has(self.quantity)",
+        "message": "quantity is required when type is Quantity and forbidden otherwise"
+    }
+]))]
 pub struct GenericStartupBoost {
     /// `Factor` or `Quantity`.
     #[serde(rename = "type")]
@@ -271,6 +285,7 @@ pub struct VerticalPodAutoscalerStatus {
     pub conditions: Option<Vec<VerticalPodAutoscalerCondition>>,
     /// The `metadata.generation` last acted on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
     pub observed_generation: Option<i64>,
 }
 
@@ -339,6 +354,7 @@ pub struct VerticalPodAutoscalerCondition {
     pub message: Option<String>,
     /// The `metadata.generation` the condition was computed from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
     pub observed_generation: Option<i64>,
 }
 
