@@ -6,7 +6,9 @@
 //! [`HistogramCheckpoint::reference_timestamp`] and
 //! [`HistogramCheckpoint::total_weight`]).
 
-use crate::wire::{go_float, nullable, nullable_time_schema, preserved_object_schema};
+use crate::wire::{
+    bucket_weights, go_float, nullable, nullable_time_schema, preserved_object_schema,
+};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::CustomResource;
 use schemars::JsonSchema;
@@ -105,7 +107,11 @@ pub struct HistogramCheckpoint {
     pub reference_timestamp: Option<Option<Time>>,
     /// Bucket index → weight, scaled so the largest is 10000 (upstream writes
     /// `map[int]uint32`; JSON keys are the decimal index).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "bucket_weights",
+        skip_serializing_if = "Option::is_none"
+    )]
     #[schemars(schema_with = "preserved_object_schema")]
     pub bucket_weights: Option<BTreeMap<u32, u32>>,
     /// The histogram's total weight, the denominator of the bucket weights.

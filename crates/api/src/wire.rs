@@ -3,6 +3,7 @@
 
 use schemars::{Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Deserializer, Serializer};
+use std::collections::BTreeMap;
 
 /// Declares a string enum that upstream's CRD validates with `enum:`.
 ///
@@ -97,6 +98,51 @@ where
     Option::<T>::deserialize(d).map(Some)
 }
 
+/// A histogram bucket index read from a map key: JSON writes it as a string
+/// (`"12"`), YAML may have it bare (`12`).
+#[derive(PartialEq, Eq, PartialOrd, Ord)]
+struct BucketIndex(u32);
+
+impl<'de> Deserialize<'de> for BucketIndex {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = BucketIndex;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a bucket index (a non-negative integer, possibly as a string)")
+            }
+
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<BucketIndex, E> {
+                u32::try_from(v)
+                    .map(BucketIndex)
+                    .map_err(|_| E::custom(format!("bucket index {v} is out of range")))
+            }
+
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<BucketIndex, E> {
+                u32::try_from(v)
+                    .map(BucketIndex)
+                    .map_err(|_| E::custom(format!("bucket index {v} is out of range")))
+            }
+
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<BucketIndex, E> {
+                v.parse()
+                    .map(BucketIndex)
+                    .map_err(|_| E::custom(format!("bucket index {v:?} is not a u32")))
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
+}
+
+/// Reads `bucketWeights` whose keys are string or integer bucket indices.
+pub(crate) fn bucket_weights<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<BTreeMap<u32, u32>>, D::Error> {
+    let raw = Option::<BTreeMap<BucketIndex, u32>>::deserialize(d)?;
+    Ok(raw.map(|m| m.into_iter().map(|(k, v)| (k.0, v)).collect()))
+}
+
 /// Schema of a nullable RFC 3339 timestamp, as upstream declares it.
 pub(crate) fn nullable_time_schema(_: &mut SchemaGenerator) -> Schema {
     json_schema!({ "type": "string", "format": "date-time", "nullable": true })
@@ -169,6 +215,32 @@ mod tests {
             /// Off, which YAML 1.1 would read as false unless quoted.
             Off => "Off",
         }
+    }
+
+    #[derive(Deserialize)]
+    struct Weights {
+        #[serde(deserialize_with = "bucket_weights")]
+        w: Option<BTreeMap<u32, u32>>,
+    }
+
+    #[rstest::rstest]
+    #[case("w: {\"0\": 5, \"12\": 7}")]
+    #[case("w: {0: 5, 12: 7}")]
+    fn bucket_keys_as_strings_or_integers(#[case] yaml: &str) {
+        let w: Weights = serde_yaml::from_str(yaml).unwrap();
+        assert_eq!(w.w, Some(BTreeMap::from([(0, 5), (12, 7)])));
+    }
+
+    #[rstest::rstest]
+    #[case(r#"{"w": {"x": 1}}"#, "not a u32")]
+    #[case(r#"{"w": {"-1": 1}}"#, "not a u32")]
+    #[case(r#"{"w": {"4294967296": 1}}"#, "not a u32")]
+    fn bad_bucket_keys_are_errors(#[case] json: &str, #[case] message: &str) {
+        let err = serde_json::from_str::<Weights>(json)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains(message), "{err}");
     }
 
     #[test]

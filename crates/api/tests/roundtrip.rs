@@ -38,6 +38,8 @@ fn vpa_round_trips_unchanged(#[case] name: &str) {
 fn checkpoint_round_trips_unchanged(#[case] name: &str) {
     let (before, after, _) = round_trip::<VerticalPodAutoscalerCheckpoint>(&fixture(name));
     assert_eq!(after, before);
+    let direct: VerticalPodAutoscalerCheckpoint = serde_yaml::from_str(&fixture(name)).unwrap();
+    assert_eq!(serde_json::to_value(&direct).unwrap(), before);
 }
 
 #[test]
