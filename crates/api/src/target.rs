@@ -121,7 +121,7 @@ impl TargetObject<'_> {
 pub enum TargetError {
     /// The kind is not well known and no `/scale` subresource was found.
     #[error(
-        "targetRef {api_version}/{kind} {name:?}: kind {kind:?} is not a well-known controller and has no /scale subresource"
+        "targetRef {kind} {name:?} (apiVersion {api_version:?}): kind {kind:?} is not a well-known controller and has no /scale subresource"
     )]
     UnsupportedKind {
         /// `targetRef.apiVersion` (empty when absent).
@@ -325,6 +325,42 @@ mod tests {
         )
         .unwrap();
         assert!(sel.matches(&labels(&[("app", "web")])));
+    }
+
+    #[test]
+    fn statefulset_replicaset_and_job_selectors() {
+        use k8s_openapi::api::apps::v1::{ReplicaSetSpec, StatefulSetSpec};
+        let sts = StatefulSet {
+            spec: Some(StatefulSetSpec {
+                selector: app_selector(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let rs = ReplicaSet {
+            spec: Some(ReplicaSetSpec {
+                selector: app_selector(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let job = Job {
+            spec: Some(JobSpec {
+                selector: Some(app_selector()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let cases = [
+            ("apps/v1", "StatefulSet", TargetObject::StatefulSet(&sts)),
+            ("apps/v1", "ReplicaSet", TargetObject::ReplicaSet(&rs)),
+            ("batch/v1", "Job", TargetObject::Job(&job)),
+        ];
+        for (api_version, kind, object) in cases {
+            let sel = target_selector(&target(api_version, kind), Some(object)).unwrap();
+            assert!(sel.matches(&labels(&[("app", "web")])), "{kind}");
+            assert!(!sel.matches(&labels(&[("app", "db")])), "{kind}");
+        }
     }
 
     #[test]
