@@ -1,6 +1,11 @@
-//! A pod's owner references → its top-most controller (Pod → ReplicaSet →
-//! Deployment, Pod → Job → CronJob, ...), with lookups supplied by the caller.
+//! A pod's owner references → the controller a VPA can target: the top-most
+//! owner in its controller chain that is a well-known controller or has a
+//! `/scale` subresource (Pod → ReplicaSet → Deployment, Pod → Job → CronJob;
+//! an operator's custom resource above a Deployment counts only if it has
+//! `/scale`), as upstream's `FindTopMostWellKnownOrScalable`. Lookups are
+//! supplied by the caller.
 
+use crate::target::WellKnownKind;
 use k8s_openapi::api::autoscaling::v1::CrossVersionObjectReference;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use std::collections::BTreeMap;
@@ -30,21 +35,13 @@ impl ControllerRef {
         }
     }
 
-    /// True when a VPA `targetRef` names this controller: same kind, same
-    /// name, and same API group (the version may differ, or be absent).
+    /// True when a VPA `targetRef` names this controller. Like upstream, only
+    /// kind and name are compared, so legacy `apiVersion`s
+    /// (`extensions/v1beta1` Deployments) still match.
     #[must_use]
     pub fn is_target_of(&self, target_ref: &CrossVersionObjectReference) -> bool {
-        let group_matches = target_ref
-            .api_version
-            .as_deref()
-            .is_none_or(|v| api_group(v) == api_group(&self.api_version));
-        self.kind == target_ref.kind && self.name == target_ref.name && group_matches
+        self.kind == target_ref.kind && self.name == target_ref.name
     }
-}
-
-/// The group of an `apiVersion` (`apps/v1` → `apps`, `v1` → ``).
-fn api_group(api_version: &str) -> &str {
-    api_version.rsplit_once('/').map_or("", |(group, _)| group)
 }
 
 /// The owner reference marked `controller: true`, if any.
@@ -53,10 +50,20 @@ pub fn controller_of(owners: Option<&[OwnerReference]>) -> Option<&OwnerReferenc
     owners?.iter().find(|o| o.controller == Some(true))
 }
 
+/// What a lookup knows about one controller.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ControllerInfo {
+    /// The controller's own owner references.
+    pub owner_references: Vec<OwnerReference>,
+    /// True when the object has a `/scale` subresource. Well-known kinds
+    /// count as targetable whatever this says.
+    pub has_scale: bool,
+}
+
 /// A controller chain that could not be followed.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum OwnerError {
-    /// An intermediate controller is not known to the lookup.
+    /// A controller in the chain is not known to the lookup.
     #[error("{kind} {namespace}/{name} (owner of {child}) was not found")]
     NotFound {
         /// The pod's namespace.
@@ -78,23 +85,24 @@ pub enum OwnerError {
     },
 }
 
-/// The top-most controller of a pod: follows `controller: true` owner
-/// references upward, asking `owners_of(controller)` for each controller's
-/// own owner references. `Ok(None)` for a pod without a controller.
+/// The controller a VPA can target for this pod: follows `controller: true`
+/// owner references upward, asking `lookup` about each controller, and
+/// returns the top-most one that is well-known or has `/scale`.
+/// `Ok(None)` when there is none (no controller, or only untargetable ones).
 ///
-/// `owners_of` returns `None` when it does not know the object; that is an
-/// error, because stopping early would attribute the pod to the wrong
-/// controller. For kinds it does not track, return `Some(vec![])`.
+/// `lookup` returns `None` when it does not know the object; that is an
+/// error, because stopping early could attribute the pod to the wrong
+/// controller.
 ///
 /// # Errors
-/// An unknown intermediate controller, or a chain deeper than
+/// An unknown controller in the chain, or a chain deeper than
 /// [`MAX_OWNER_DEPTH`].
 pub fn top_controller<F>(
     pod: &ObjectMeta,
-    mut owners_of: F,
+    mut lookup: F,
 ) -> Result<Option<ControllerRef>, OwnerError>
 where
-    F: FnMut(&ControllerRef) -> Option<Vec<OwnerReference>>,
+    F: FnMut(&ControllerRef) -> Option<ControllerInfo>,
 {
     let namespace = pod.namespace.clone().unwrap_or_default();
     let Some(first) = controller_of(pod.owner_references.as_deref()) else {
@@ -102,8 +110,9 @@ where
     };
     let mut current = ControllerRef::from_owner(first);
     let mut child = format!("Pod/{}", pod.name.as_deref().unwrap_or_default());
+    let mut top = None;
     for _ in 0..MAX_OWNER_DEPTH {
-        let Some(owners) = owners_of(&current) else {
+        let Some(info) = lookup(&current) else {
             return Err(OwnerError::NotFound {
                 namespace,
                 kind: current.kind,
@@ -111,8 +120,11 @@ where
                 child,
             });
         };
-        let Some(parent) = controller_of(Some(&owners)) else {
-            return Ok(Some(current));
+        if info.has_scale || WellKnownKind::from_kind(&current.kind).is_some() {
+            top = Some(current.clone());
+        }
+        let Some(parent) = controller_of(Some(&info.owner_references)) else {
+            return Ok(top);
         };
         child = format!("{}/{}", current.kind, current.name);
         current = ControllerRef::from_owner(parent);
@@ -123,11 +135,16 @@ where
     })
 }
 
-/// Owner references of the controllers in one namespace, keyed by
-/// (kind, name): the map form of the lookup [`top_controller`] takes.
+/// The controllers of one namespace, keyed by (kind, name): the map form of
+/// the lookup [`top_controller`] takes.
+///
+/// Objects of well-known kinds must be inserted (a missing one is an
+/// error); an object of any other kind that was not inserted is taken to
+/// exist, without owners and without `/scale` — insert scalable custom
+/// resources with [`OwnerIndex::insert_scalable`].
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct OwnerIndex {
-    owners: BTreeMap<(String, String), Vec<OwnerReference>>,
+    objects: BTreeMap<(String, String), ControllerInfo>,
 }
 
 impl OwnerIndex {
@@ -139,18 +156,33 @@ impl OwnerIndex {
 
     /// Records an object of `kind` (its name and owner references).
     pub fn insert(&mut self, kind: &str, meta: &ObjectMeta) {
-        self.owners.insert(
+        self.insert_info(kind, meta, false);
+    }
+
+    /// Records an object of a kind that has a `/scale` subresource.
+    pub fn insert_scalable(&mut self, kind: &str, meta: &ObjectMeta) {
+        self.insert_info(kind, meta, true);
+    }
+
+    fn insert_info(&mut self, kind: &str, meta: &ObjectMeta, has_scale: bool) {
+        self.objects.insert(
             (kind.to_owned(), meta.name.clone().unwrap_or_default()),
-            meta.owner_references.clone().unwrap_or_default(),
+            ControllerInfo {
+                owner_references: meta.owner_references.clone().unwrap_or_default(),
+                has_scale,
+            },
         );
     }
 
-    /// The owner references of a recorded object.
+    /// What the index knows about a controller (see the type's rules).
     #[must_use]
-    pub fn owners_of(&self, controller: &ControllerRef) -> Option<Vec<OwnerReference>> {
-        self.owners
-            .get(&(controller.kind.clone(), controller.name.clone()))
-            .cloned()
+    pub fn lookup(&self, controller: &ControllerRef) -> Option<ControllerInfo> {
+        let key = (controller.kind.clone(), controller.name.clone());
+        match self.objects.get(&key) {
+            Some(info) => Some(info.clone()),
+            None if WellKnownKind::from_kind(&controller.kind).is_some() => None,
+            None => Some(ControllerInfo::default()),
+        }
     }
 
     /// [`top_controller`] over this index.
@@ -158,7 +190,7 @@ impl OwnerIndex {
     /// # Errors
     /// As [`top_controller`].
     pub fn top_controller(&self, pod: &ObjectMeta) -> Result<Option<ControllerRef>, OwnerError> {
-        top_controller(pod, |c| self.owners_of(c))
+        top_controller(pod, |c| self.lookup(c))
     }
 }
 
@@ -218,9 +250,9 @@ mod tests {
         assert_eq!(top.kind, "Deployment");
         assert_eq!(top.name, "web");
         assert!(top.is_target_of(&target(Some("apps/v1"), "Deployment", "web")));
-        assert!(top.is_target_of(&target(Some("apps/v1beta1"), "Deployment", "web")));
+        assert!(top.is_target_of(&target(Some("extensions/v1beta1"), "Deployment", "web")));
         assert!(top.is_target_of(&target(None, "Deployment", "web")));
-        assert!(!top.is_target_of(&target(Some("example.com/v1"), "Deployment", "web")));
+        assert!(!top.is_target_of(&target(Some("apps/v1"), "StatefulSet", "web")));
         assert!(!top.is_target_of(&target(Some("apps/v1"), "Deployment", "api")));
     }
 
@@ -314,6 +346,55 @@ mod tests {
     }
 
     #[test]
+    fn operator_resource_above_deployment_counts_only_with_scale() {
+        let rs = meta(
+            "web-7d9f",
+            vec![owner("apps/v1", "Deployment", "web", Some(true))],
+        );
+        let dep = meta(
+            "web",
+            vec![owner("example.com/v1", "App", "web-app", Some(true))],
+        );
+        let pod = meta(
+            "web-7d9f-x",
+            vec![owner("apps/v1", "ReplicaSet", "web-7d9f", Some(true))],
+        );
+
+        let mut index = OwnerIndex::new();
+        index.insert("ReplicaSet", &rs);
+        index.insert("Deployment", &dep);
+        // App is neither well known nor scalable (not even indexed): skipped.
+        assert_eq!(
+            index.top_controller(&pod).unwrap().unwrap().kind,
+            "Deployment"
+        );
+
+        index.insert_scalable("App", &meta("web-app", vec![]));
+        assert_eq!(index.top_controller(&pod).unwrap().unwrap().kind, "App");
+
+        // A non-scalable layer between scalable ones is walked through.
+        let mut index = OwnerIndex::new();
+        index.insert("ReplicaSet", &rs);
+        index.insert("Deployment", &dep);
+        index.insert(
+            "App",
+            &meta(
+                "web-app",
+                vec![owner("example.com/v1", "Fleet", "f", Some(true))],
+            ),
+        );
+        index.insert_scalable("Fleet", &meta("f", vec![]));
+        assert_eq!(index.top_controller(&pod).unwrap().unwrap().kind, "Fleet");
+    }
+
+    #[test]
+    fn static_pod_owned_by_node_has_no_target() {
+        let index = OwnerIndex::new();
+        let pod = meta("kube-proxy-n1", vec![owner("v1", "Node", "n1", Some(true))]);
+        assert_eq!(index.top_controller(&pod).unwrap(), None);
+    }
+
+    #[test]
     fn cycles_stop() {
         let mut index = OwnerIndex::new();
         index.insert("A", &meta("a", vec![owner("x/v1", "B", "b", Some(true))]));
@@ -332,8 +413,12 @@ mod tests {
             vec![owner("apps/v1", "ReplicaSet", "rs", Some(true))],
         );
         let top = top_controller(&pod, |c| match c.kind.as_str() {
-            "ReplicaSet" => Some(vec![owner("apps/v1", "Deployment", "web", Some(true))]),
-            _ => Some(vec![]),
+            "ReplicaSet" => Some(ControllerInfo {
+                owner_references: vec![owner("apps/v1", "Deployment", "web", Some(true))],
+                has_scale: true,
+            }),
+            "Deployment" => Some(ControllerInfo::default()),
+            _ => None,
         })
         .unwrap()
         .unwrap();
