@@ -153,3 +153,110 @@ fn explicit_empty_lists_are_kept() {
     assert!(vpa.spec.handled_by("default"));
     assert_eq!(serde_json::to_value(&vpa).unwrap(), obj);
 }
+
+/// JSON pointers of every object member in `value`.
+fn member_pointers(value: &Value, at: &str, out: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            for (k, v) in map {
+                let p = format!("{at}/{}", k.replace('~', "~0").replace('/', "~1"));
+                out.push(p.clone());
+                member_pointers(v, &p, out);
+            }
+        }
+        Value::Array(items) => {
+            for (i, v) in items.iter().enumerate() {
+                member_pointers(v, &format!("{at}/{i}"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn without(value: &Value, pointer: &str) -> Value {
+    let mut v = value.clone();
+    let (parent, key) = pointer.rsplit_once('/').unwrap();
+    let key = key.replace("~1", "/").replace("~0", "~");
+    v.pointer_mut(parent)
+        .unwrap()
+        .as_object_mut()
+        .unwrap()
+        .remove(&key);
+    v
+}
+
+/// Removing any one member that upstream does not require still round-trips
+/// unchanged: absent stays absent, nothing is defaulted in.
+fn every_member_is_optional_or_required<T: DeserializeOwned + Serialize>(
+    name: &str,
+    required: &[&str],
+) {
+    let full: Value = serde_yaml::from_str(&fixture(name)).unwrap();
+    let mut pointers = Vec::new();
+    member_pointers(&full, "", &mut pointers);
+    assert!(
+        pointers.len() > 25,
+        "{name}: only {} members",
+        pointers.len()
+    );
+    // kube's root types always write apiVersion and kind (the API server
+    // always sends them), so those two are not optional on the way out.
+    for p in pointers
+        .into_iter()
+        .filter(|p| p != "/apiVersion" && p != "/kind")
+    {
+        let reduced = without(&full, &p);
+        let shape: Vec<&str> = p
+            .split('/')
+            .map(|seg| {
+                if seg.parse::<usize>().is_ok() {
+                    "*"
+                } else {
+                    seg
+                }
+            })
+            .collect();
+        if required.contains(&shape.join("/").as_str()) {
+            // Upstream's CRD requires it, so the API server never sends an
+            // object without it (k8s-openapi fills some with "").
+            continue;
+        }
+        let typed: T = serde_json::from_value(reduced.clone())
+            .unwrap_or_else(|e| panic!("{name} without {p}: {e}"));
+        assert_eq!(
+            serde_json::to_value(&typed).unwrap(),
+            reduced,
+            "{name} without {p}"
+        );
+    }
+}
+
+#[test]
+fn vpa_members_round_trip_one_removed_at_a_time() {
+    every_member_is_optional_or_required::<VerticalPodAutoscaler>(
+        "vpa-full.yaml",
+        &[
+            "/metadata",
+            "/spec",
+            "/spec/targetRef",
+            "/spec/targetRef/kind",
+            "/spec/targetRef/name",
+            "/spec/recommenders/*/name",
+            "/spec/updatePolicy/evictionRequirements/*/resources",
+            "/spec/updatePolicy/evictionRequirements/*/changeRequirement",
+            "/spec/startupBoost/cpu/type",
+            "/spec/resourcePolicy/containerPolicies/*/startupBoost/cpu/type",
+            "/status/recommendation/containerRecommendations/*/target",
+            "/status/conditions/*/type",
+            "/status/conditions/*/status",
+        ],
+    );
+}
+
+#[test]
+fn checkpoint_members_round_trip_one_removed_at_a_time() {
+    every_member_is_optional_or_required::<VerticalPodAutoscalerCheckpoint>(
+        "checkpoint-full.yaml",
+        &["/metadata", "/spec"],
+    );
+}
