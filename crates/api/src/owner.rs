@@ -1,0 +1,427 @@
+//! A pod's owner references → the controller a VPA can target: the top-most
+//! owner in its controller chain that is a well-known controller or has a
+//! `/scale` subresource (Pod → ReplicaSet → Deployment, Pod → Job → CronJob;
+//! an operator's custom resource above a Deployment counts only if it has
+//! `/scale`), as upstream's `FindTopMostWellKnownOrScalable`. Lookups are
+//! supplied by the caller.
+
+use crate::target::WellKnownKind;
+use k8s_openapi::api::autoscaling::v1::CrossVersionObjectReference;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use std::collections::BTreeMap;
+
+/// How many controller links are followed before giving up (guards cycles).
+pub const MAX_OWNER_DEPTH: usize = 8;
+
+/// A controller, identified as an owner reference identifies it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ControllerRef {
+    /// `apiVersion` of the controller (`apps/v1`).
+    pub api_version: String,
+    /// Its kind (`Deployment`).
+    pub kind: String,
+    /// Its name (in the pod's namespace).
+    pub name: String,
+}
+
+impl ControllerRef {
+    /// The reference as written in an owner reference.
+    #[must_use]
+    pub fn from_owner(owner: &OwnerReference) -> Self {
+        ControllerRef {
+            api_version: owner.api_version.clone(),
+            kind: owner.kind.clone(),
+            name: owner.name.clone(),
+        }
+    }
+
+    /// True when a VPA `targetRef` names this controller. Like upstream, only
+    /// kind and name are compared, so legacy `apiVersion`s
+    /// (`extensions/v1beta1` Deployments) still match.
+    #[must_use]
+    pub fn is_target_of(&self, target_ref: &CrossVersionObjectReference) -> bool {
+        self.kind == target_ref.kind && self.name == target_ref.name
+    }
+}
+
+/// The owner reference marked `controller: true`, if any.
+#[must_use]
+pub fn controller_of(owners: Option<&[OwnerReference]>) -> Option<&OwnerReference> {
+    owners?.iter().find(|o| o.controller == Some(true))
+}
+
+/// What a lookup knows about one controller.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ControllerInfo {
+    /// The controller's own owner references.
+    pub owner_references: Vec<OwnerReference>,
+    /// True when the object has a `/scale` subresource. Well-known kinds
+    /// count as targetable whatever this says.
+    pub has_scale: bool,
+}
+
+/// A controller chain that could not be followed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum OwnerError {
+    /// A controller in the chain is not known to the lookup.
+    #[error("{kind} {namespace}/{name} (owner of {child}) was not found")]
+    NotFound {
+        /// The pod's namespace.
+        namespace: String,
+        /// The missing controller's kind.
+        kind: String,
+        /// The missing controller's name.
+        name: String,
+        /// What it owns, as `Kind/name`.
+        child: String,
+    },
+    /// The chain is longer than [`MAX_OWNER_DEPTH`] (likely a cycle).
+    #[error("owner chain of pod {namespace}/{pod} is longer than {MAX_OWNER_DEPTH} links")]
+    TooDeep {
+        /// The pod's namespace.
+        namespace: String,
+        /// The pod's name.
+        pod: String,
+    },
+}
+
+/// The controller a VPA can target for this pod: follows `controller: true`
+/// owner references upward, asking `lookup` about each controller, and
+/// returns the top-most one that is well-known or has `/scale`.
+/// `Ok(None)` when there is none (no controller, or only untargetable ones).
+///
+/// `lookup` returns `None` when it does not know the object; that is an
+/// error, because stopping early could attribute the pod to the wrong
+/// controller.
+///
+/// # Errors
+/// An unknown controller in the chain, or a chain deeper than
+/// [`MAX_OWNER_DEPTH`].
+pub fn top_controller<F>(
+    pod: &ObjectMeta,
+    mut lookup: F,
+) -> Result<Option<ControllerRef>, OwnerError>
+where
+    F: FnMut(&ControllerRef) -> Option<ControllerInfo>,
+{
+    let namespace = pod.namespace.clone().unwrap_or_default();
+    let Some(first) = controller_of(pod.owner_references.as_deref()) else {
+        return Ok(None);
+    };
+    let mut current = ControllerRef::from_owner(first);
+    let mut child = format!("Pod/{}", pod.name.as_deref().unwrap_or_default());
+    let mut top = None;
+    for _ in 0..MAX_OWNER_DEPTH {
+        let Some(info) = lookup(&current) else {
+            return Err(OwnerError::NotFound {
+                namespace,
+                kind: current.kind,
+                name: current.name,
+                child,
+            });
+        };
+        if info.has_scale || WellKnownKind::from_kind(&current.kind).is_some() {
+            top = Some(current.clone());
+        }
+        let Some(parent) = controller_of(Some(&info.owner_references)) else {
+            return Ok(top);
+        };
+        child = format!("{}/{}", current.kind, current.name);
+        current = ControllerRef::from_owner(parent);
+    }
+    Err(OwnerError::TooDeep {
+        namespace,
+        pod: pod.name.clone().unwrap_or_default(),
+    })
+}
+
+/// The controllers of one namespace, keyed by (kind, name): the map form of
+/// the lookup [`top_controller`] takes.
+///
+/// Objects of well-known kinds must be inserted (a missing one is an
+/// error); an object of any other kind that was not inserted is taken to
+/// exist, without owners and without `/scale` — insert scalable custom
+/// resources with [`OwnerIndex::insert_scalable`].
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct OwnerIndex {
+    objects: BTreeMap<(String, String), ControllerInfo>,
+}
+
+impl OwnerIndex {
+    /// An empty index.
+    #[must_use]
+    pub fn new() -> Self {
+        OwnerIndex::default()
+    }
+
+    /// Records an object of `kind` (its name and owner references).
+    pub fn insert(&mut self, kind: &str, meta: &ObjectMeta) {
+        self.insert_info(kind, meta, false);
+    }
+
+    /// Records an object of a kind that has a `/scale` subresource.
+    pub fn insert_scalable(&mut self, kind: &str, meta: &ObjectMeta) {
+        self.insert_info(kind, meta, true);
+    }
+
+    fn insert_info(&mut self, kind: &str, meta: &ObjectMeta, has_scale: bool) {
+        self.objects.insert(
+            (kind.to_owned(), meta.name.clone().unwrap_or_default()),
+            ControllerInfo {
+                owner_references: meta.owner_references.clone().unwrap_or_default(),
+                has_scale,
+            },
+        );
+    }
+
+    /// What the index knows about a controller (see the type's rules).
+    #[must_use]
+    pub fn lookup(&self, controller: &ControllerRef) -> Option<ControllerInfo> {
+        let key = (controller.kind.clone(), controller.name.clone());
+        match self.objects.get(&key) {
+            Some(info) => Some(info.clone()),
+            None if WellKnownKind::from_kind(&controller.kind).is_some() => None,
+            None => Some(ControllerInfo::default()),
+        }
+    }
+
+    /// [`top_controller`] over this index.
+    ///
+    /// # Errors
+    /// As [`top_controller`].
+    pub fn top_controller(&self, pod: &ObjectMeta) -> Result<Option<ControllerRef>, OwnerError> {
+        top_controller(pod, |c| self.lookup(c))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn owner(
+        api_version: &str,
+        kind: &str,
+        name: &str,
+        controller: Option<bool>,
+    ) -> OwnerReference {
+        OwnerReference {
+            api_version: api_version.to_owned(),
+            kind: kind.to_owned(),
+            name: name.to_owned(),
+            uid: format!("uid-{name}"),
+            controller,
+            block_owner_deletion: Some(true),
+        }
+    }
+
+    fn meta(name: &str, owners: Vec<OwnerReference>) -> ObjectMeta {
+        ObjectMeta {
+            name: Some(name.to_owned()),
+            namespace: Some("shop".to_owned()),
+            owner_references: Some(owners),
+            ..Default::default()
+        }
+    }
+
+    fn target(api_version: Option<&str>, kind: &str, name: &str) -> CrossVersionObjectReference {
+        CrossVersionObjectReference {
+            api_version: api_version.map(str::to_owned),
+            kind: kind.to_owned(),
+            name: name.to_owned(),
+        }
+    }
+
+    #[test]
+    fn pod_of_replicaset_resolves_to_deployment() {
+        let mut index = OwnerIndex::new();
+        index.insert(
+            "ReplicaSet",
+            &meta(
+                "web-7d9f",
+                vec![owner("apps/v1", "Deployment", "web", Some(true))],
+            ),
+        );
+        index.insert("Deployment", &meta("web", vec![]));
+        let pod = meta(
+            "web-7d9f-abcde",
+            vec![owner("apps/v1", "ReplicaSet", "web-7d9f", Some(true))],
+        );
+        let top = index.top_controller(&pod).unwrap().unwrap();
+        assert_eq!(top.kind, "Deployment");
+        assert_eq!(top.name, "web");
+        assert!(top.is_target_of(&target(Some("apps/v1"), "Deployment", "web")));
+        assert!(top.is_target_of(&target(Some("extensions/v1beta1"), "Deployment", "web")));
+        assert!(top.is_target_of(&target(None, "Deployment", "web")));
+        assert!(!top.is_target_of(&target(Some("apps/v1"), "StatefulSet", "web")));
+        assert!(!top.is_target_of(&target(Some("apps/v1"), "Deployment", "api")));
+    }
+
+    #[test]
+    fn pod_of_job_resolves_to_cronjob() {
+        let mut index = OwnerIndex::new();
+        index.insert(
+            "Job",
+            &meta(
+                "report-2890",
+                vec![owner("batch/v1", "CronJob", "report", Some(true))],
+            ),
+        );
+        index.insert("CronJob", &meta("report", vec![]));
+        let pod = meta(
+            "report-2890-x",
+            vec![owner("batch/v1", "Job", "report-2890", Some(true))],
+        );
+        let top = index.top_controller(&pod).unwrap().unwrap();
+        assert_eq!(
+            top,
+            ControllerRef {
+                api_version: "batch/v1".into(),
+                kind: "CronJob".into(),
+                name: "report".into()
+            }
+        );
+    }
+
+    #[test]
+    fn standalone_replicaset_and_statefulset_are_their_own_top() {
+        let mut index = OwnerIndex::new();
+        index.insert("ReplicaSet", &meta("lone", vec![]));
+        index.insert("StatefulSet", &meta("db", vec![]));
+        let pod = meta(
+            "lone-1",
+            vec![owner("apps/v1", "ReplicaSet", "lone", Some(true))],
+        );
+        assert_eq!(index.top_controller(&pod).unwrap().unwrap().name, "lone");
+        let pod = meta(
+            "db-0",
+            vec![owner("apps/v1", "StatefulSet", "db", Some(true))],
+        );
+        assert_eq!(
+            index.top_controller(&pod).unwrap().unwrap().kind,
+            "StatefulSet"
+        );
+    }
+
+    #[test]
+    fn non_controller_owners_are_ignored() {
+        let index = OwnerIndex::new();
+        let pod = meta(
+            "p",
+            vec![
+                owner("v1", "ConfigMap", "c", None),
+                owner("v1", "X", "y", Some(false)),
+            ],
+        );
+        assert_eq!(index.top_controller(&pod).unwrap(), None);
+        let bare = ObjectMeta::default();
+        assert_eq!(index.top_controller(&bare).unwrap(), None);
+    }
+
+    #[test]
+    fn missing_intermediate_is_an_error_naming_it() {
+        let index = OwnerIndex::new();
+        let pod = meta(
+            "web-1",
+            vec![owner("apps/v1", "ReplicaSet", "web-7d9f", Some(true))],
+        );
+        let err = index.top_controller(&pod).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "ReplicaSet shop/web-7d9f (owner of Pod/web-1) was not found"
+        );
+
+        let mut index = OwnerIndex::new();
+        index.insert(
+            "ReplicaSet",
+            &meta(
+                "web-7d9f",
+                vec![owner("apps/v1", "Deployment", "web", Some(true))],
+            ),
+        );
+        let err = index.top_controller(&pod).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "Deployment shop/web (owner of ReplicaSet/web-7d9f) was not found"
+        );
+    }
+
+    #[test]
+    fn operator_resource_above_deployment_counts_only_with_scale() {
+        let rs = meta(
+            "web-7d9f",
+            vec![owner("apps/v1", "Deployment", "web", Some(true))],
+        );
+        let dep = meta(
+            "web",
+            vec![owner("example.com/v1", "App", "web-app", Some(true))],
+        );
+        let pod = meta(
+            "web-7d9f-x",
+            vec![owner("apps/v1", "ReplicaSet", "web-7d9f", Some(true))],
+        );
+
+        let mut index = OwnerIndex::new();
+        index.insert("ReplicaSet", &rs);
+        index.insert("Deployment", &dep);
+        // App is neither well known nor scalable (not even indexed): skipped.
+        assert_eq!(
+            index.top_controller(&pod).unwrap().unwrap().kind,
+            "Deployment"
+        );
+
+        index.insert_scalable("App", &meta("web-app", vec![]));
+        assert_eq!(index.top_controller(&pod).unwrap().unwrap().kind, "App");
+
+        // A non-scalable layer between scalable ones is walked through.
+        let mut index = OwnerIndex::new();
+        index.insert("ReplicaSet", &rs);
+        index.insert("Deployment", &dep);
+        index.insert(
+            "App",
+            &meta(
+                "web-app",
+                vec![owner("example.com/v1", "Fleet", "f", Some(true))],
+            ),
+        );
+        index.insert_scalable("Fleet", &meta("f", vec![]));
+        assert_eq!(index.top_controller(&pod).unwrap().unwrap().kind, "Fleet");
+    }
+
+    #[test]
+    fn static_pod_owned_by_node_has_no_target() {
+        let index = OwnerIndex::new();
+        let pod = meta("kube-proxy-n1", vec![owner("v1", "Node", "n1", Some(true))]);
+        assert_eq!(index.top_controller(&pod).unwrap(), None);
+    }
+
+    #[test]
+    fn cycles_stop() {
+        let mut index = OwnerIndex::new();
+        index.insert("A", &meta("a", vec![owner("x/v1", "B", "b", Some(true))]));
+        index.insert("B", &meta("b", vec![owner("x/v1", "A", "a", Some(true))]));
+        let pod = meta("p", vec![owner("x/v1", "A", "a", Some(true))]);
+        assert!(matches!(
+            index.top_controller(&pod),
+            Err(OwnerError::TooDeep { .. })
+        ));
+    }
+
+    #[test]
+    fn closures_work_as_lookups() {
+        let pod = meta(
+            "web-1",
+            vec![owner("apps/v1", "ReplicaSet", "rs", Some(true))],
+        );
+        let top = top_controller(&pod, |c| match c.kind.as_str() {
+            "ReplicaSet" => Some(ControllerInfo {
+                owner_references: vec![owner("apps/v1", "Deployment", "web", Some(true))],
+                has_scale: true,
+            }),
+            "Deployment" => Some(ControllerInfo::default()),
+            _ => None,
+        })
+        .unwrap()
+        .unwrap();
+        assert_eq!(top.name, "web");
+    }
+}
