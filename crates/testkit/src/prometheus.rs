@@ -157,19 +157,14 @@ fn backfill_blocks(data: &OpenMetrics, dir: &TempDir, data_dir: &std::path::Path
     let promtool = PROMTOOL.locate()?;
     let input = dir.path().join("backfill.om");
     std::fs::write(&input, data.render()).map_err(Error::io(&input))?;
-    let mut args = vec![
-        "tsdb".to_owned(),
-        "create-blocks-from".to_owned(),
-        "openmetrics".to_owned(),
-    ];
-    // promtool 2.42 cuts 2h blocks; newer ones can cut larger blocks for multi-day data.
-    let help = process::output(
-        &promtool,
-        &["tsdb", "create-blocks-from", "openmetrics", "--help"],
-    )?;
+    let mut args = vec!["tsdb".to_owned(), "create-blocks-from".to_owned()];
+    // promtool 2.42 cuts 2h blocks; newer ones (2.45+) can cut larger blocks, which
+    // suits multi-day data better. The flag belongs to `create-blocks-from`.
+    let help = process::output(&promtool, &["tsdb", "create-blocks-from", "--help"])?;
     if help.contains("--max-block-duration") {
         args.push("--max-block-duration=744h".to_owned());
     }
+    args.push("openmetrics".to_owned());
     args.push("--quiet".to_owned());
     args.push(input.display().to_string());
     args.push(data_dir.display().to_string());
