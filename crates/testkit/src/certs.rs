@@ -90,6 +90,16 @@ fn write_pair(
     })
 }
 
+/// A CA name unique per PKI (the temp dir's random name), so two test CAs never
+/// look like issuers of each other's certificates.
+fn ca_name(dir: &Path) -> String {
+    let unique = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    format!("tailor-testkit CA {unique}")
+}
+
 impl Pki {
     /// Generates the CA, the server certificate (SANs `localhost`, `127.0.0.1`) and a
     /// client certificate with subject `CN=client_cn` and, if given, `O=client_org`.
@@ -105,7 +115,7 @@ impl Pki {
         ca_params.distinguished_name = DistinguishedName::new();
         ca_params
             .distinguished_name
-            .push(DnType::CommonName, "tailor-testkit CA");
+            .push(DnType::CommonName, ca_name(dir.path()));
         ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         ca_params.key_usages = vec![
             KeyUsagePurpose::KeyCertSign,
