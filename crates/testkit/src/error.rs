@@ -4,7 +4,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 /// Everything that can go wrong while starting or talking to a test component.
-#[derive(Debug, thiserror::Error)]
+///
+/// `Debug` prints the same message as `Display`, so a test's `.unwrap()` shows the
+/// readable reason (e.g. how to install a missing binary).
+#[derive(thiserror::Error)]
 pub enum Error {
     /// A required binary is neither overridden by its env variable nor on `PATH`.
     #[error("{binary} not found: {hint}")]
@@ -155,6 +158,12 @@ pub enum Error {
         /// What went wrong.
         message: String,
     },
+}
+
+impl std::fmt::Debug for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
 }
 
 impl Error {
