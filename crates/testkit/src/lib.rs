@@ -5,6 +5,27 @@
 //! [`OpenMetrics`] document), a live [`ScrapeTarget`], [`Moto`] (the AWS mock
 //! server) and a test [`Pki`] made with rcgen. A missing binary is an error that
 //! says how to install it; tests never skip.
+//!
+//! ```no_run
+//! # async fn example() -> tailor_testkit::Result<()> {
+//! use std::time::Duration;
+//! use tailor_testkit::{OpenMetrics, Prometheus, ScrapeTarget};
+//!
+//! let mut history = OpenMetrics::new();
+//! history.gauge("cpu_cores", &[("pod", "web-0")], [(1_700_000_000_000, 0.5)])?;
+//! let live = ScrapeTarget::start().await?;
+//! live.set_gauge("queue_depth", &[], 3.0)?;
+//! let prometheus = Prometheus::builder()
+//!     .backfill(history)
+//!     .scrape_target("live", live.address())
+//!     .start()
+//!     .await?;
+//! prometheus.wait_for_value("queue_depth", 3.0, Duration::from_secs(30)).await?;
+//! let client = prometheus.client()?; // prometheus-http-query
+//! # drop(client);
+//! # Ok(())
+//! # }
+//! ```
 
 mod certs;
 mod error;

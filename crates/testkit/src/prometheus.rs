@@ -89,7 +89,6 @@ impl PrometheusBuilder {
             "global:\n  scrape_interval: {interval}\n  scrape_timeout: {interval}\n  evaluation_interval: {interval}\nscrape_configs:\n"
         );
         let mut jobs: Vec<&str> = self.targets.iter().map(|(job, _)| job.as_str()).collect();
-        jobs.dedup();
         jobs.sort_unstable();
         jobs.dedup();
         for job in jobs {

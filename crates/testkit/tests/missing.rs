@@ -6,7 +6,7 @@
 
 use std::process::Command;
 
-use tailor_testkit::{Moto, Prometheus};
+use tailor_testkit::{Moto, OpenMetrics, Prometheus};
 
 /// Runs the test `name` of this binary with `env` and returns (success, output).
 fn run_child(name: &str, env: &[(&str, &str)]) -> (bool, String) {
@@ -28,6 +28,13 @@ fn run_child(name: &str, env: &[(&str, &str)]) -> (bool, String) {
 #[tokio::test]
 async fn starts_prometheus() {
     Prometheus::builder().start().await.unwrap();
+}
+
+#[tokio::test]
+async fn starts_prometheus_with_backfill() {
+    let mut data = OpenMetrics::new();
+    data.gauge("tailor_test_g", &[], [(1_000, 1.0)]).unwrap();
+    Prometheus::builder().backfill(data).start().await.unwrap();
 }
 
 #[tokio::test]
@@ -80,4 +87,18 @@ fn override_is_used() {
     assert!(!ok, "{output}");
     assert!(output.contains("`/bin/false --config.file="), "{output}");
     assert!(output.contains("before it was ready on port"), "{output}");
+}
+
+#[test]
+fn failing_promtool_is_reported_with_its_command() {
+    let (ok, output) = run_child(
+        "starts_prometheus_with_backfill",
+        &[("TAILOR_PROMTOOL", "/bin/false")],
+    );
+    assert!(!ok, "{output}");
+    assert!(
+        output.contains("`/bin/false tsdb create-blocks-from openmetrics --quiet "),
+        "{output}"
+    );
+    assert!(output.contains("failed (exit status: 1)"), "{output}");
 }
