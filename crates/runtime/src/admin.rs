@@ -22,7 +22,8 @@ use prometheus_client::registry::Registry;
 use tokio::time::Instant;
 
 /// Content type of the OpenMetrics text that prometheus-client writes.
-pub const OPENMETRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+pub const OPENMETRICS_CONTENT_TYPE: &str =
+    "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// A metrics registry whose metric names all start with `tailor_<component>_`.
 ///
@@ -212,7 +213,11 @@ mod tests {
             .get(header::CONTENT_TYPE)
             .map(|v| v.to_str().unwrap().to_owned());
         let body = response.into_body().collect().await.unwrap().to_bytes();
-        (status, String::from_utf8(body.to_vec()).unwrap(), content_type)
+        (
+            status,
+            String::from_utf8(body.to_vec()).unwrap(),
+            content_type,
+        )
     }
 
     fn state() -> (AdminState, Readiness, Liveness, Counter) {
@@ -233,11 +238,17 @@ mod tests {
     async fn readyz_starts_unready_and_follows_the_handle() {
         let (state, readiness, _, _) = state();
         let app = router(state);
-        assert_eq!(get_path(app.clone(), "/readyz").await.0, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            get_path(app.clone(), "/readyz").await.0,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
         readiness.clone().set_ready(true);
         assert_eq!(get_path(app.clone(), "/readyz").await.0, StatusCode::OK);
         readiness.set_ready(false);
-        assert_eq!(get_path(app, "/readyz").await.0, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            get_path(app, "/readyz").await.0,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -251,7 +262,10 @@ mod tests {
         tokio::time::advance(Duration::from_secs(2)).await;
         let (status, body, _) = get_path(app.clone(), "/livez").await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
-        assert!(body.contains("recommender_loop: last beat 61s ago, limit 60s"), "{body}");
+        assert!(
+            body.contains("recommender_loop: last beat 61s ago, limit 60s"),
+            "{body}"
+        );
         heartbeat.beat();
         assert_eq!(get_path(app, "/livez").await.0, StatusCode::OK);
     }
@@ -273,6 +287,9 @@ mod tests {
     #[tokio::test]
     async fn unknown_paths_are_404() {
         let (state, _, _, _) = state();
-        assert_eq!(get_path(router(state), "/debug").await.0, StatusCode::NOT_FOUND);
+        assert_eq!(
+            get_path(router(state), "/debug").await.0,
+            StatusCode::NOT_FOUND
+        );
     }
 }

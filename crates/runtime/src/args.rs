@@ -67,11 +67,19 @@ pub struct KubeClientArgs {
 pub struct TlsArgs {
     /// PEM file with the serving certificate, followed by any intermediate
     /// certificates.
-    #[arg(long, env = "TAILOR_TLS_CERT_FILE", default_value = "/etc/tailor/tls/tls.crt")]
+    #[arg(
+        long,
+        env = "TAILOR_TLS_CERT_FILE",
+        default_value = "/etc/tailor/tls/tls.crt"
+    )]
     pub tls_cert_file: PathBuf,
 
     /// PEM file with the private key matching --tls-cert-file (PKCS#8, PKCS#1 or SEC1).
-    #[arg(long, env = "TAILOR_TLS_PRIVATE_KEY_FILE", default_value = "/etc/tailor/tls/tls.key")]
+    #[arg(
+        long,
+        env = "TAILOR_TLS_PRIVATE_KEY_FILE",
+        default_value = "/etc/tailor/tls/tls.key"
+    )]
     pub tls_private_key_file: PathBuf,
 }
 
@@ -114,7 +122,11 @@ pub struct LeaderElectionArgs {
 
     /// Namespace of the Lease object. Defaults to the pod's own namespace
     /// (POD_NAMESPACE or the service-account namespace file) when left empty.
-    #[arg(long, env = "TAILOR_LEADER_ELECT_RESOURCE_NAMESPACE", default_value = "")]
+    #[arg(
+        long,
+        env = "TAILOR_LEADER_ELECT_RESOURCE_NAMESPACE",
+        default_value = ""
+    )]
     pub leader_elect_resource_namespace: String,
 }
 
@@ -241,7 +253,7 @@ mod tests {
     /// Parses `args` with exactly the `env` pairs visible: clap reads env through
     /// `Arg::env`, so this rewrites each env-backed arg to a value-free command
     /// and feeds the env values in as defaults via `Command::mut_arg`.
-    fn parse_with_env(args: &[&str], env: &[(&str, &str)]) -> Result<TestCli, clap::Error> {
+    fn parse_with_env(args: &[&str], env: &[(&str, &'static str)]) -> Result<TestCli, clap::Error> {
         use clap::FromArgMatches;
         let mut cmd = TestCli::command();
         for id in cmd
@@ -250,14 +262,11 @@ mod tests {
             .collect::<Vec<_>>()
         {
             cmd = cmd.mut_arg(id, |arg| {
-                let var = arg
-                    .get_env()
-                    .and_then(|v| v.to_str())
-                    .map(str::to_owned);
+                let var = arg.get_env().and_then(|v| v.to_str()).map(str::to_owned);
                 // Drop the real-environment lookup; substitute the test's value.
                 let arg = arg.env(None::<&str>);
                 match var.and_then(|v| env.iter().find(|(k, _)| *k == v)) {
-                    Some((_, value)) => arg.default_value(value.to_string()),
+                    Some((_, value)) => arg.default_value(*value),
                     None => arg,
                 }
             });
@@ -304,8 +313,14 @@ mod tests {
         assert_eq!(cli.kube.kube_api_qps, 50.0);
         assert_eq!(cli.kube.kube_api_burst, 100);
         assert!(cli.lease.leader_elect);
-        assert_eq!(cli.lease.leader_elect_lease_duration, Duration::from_secs(15));
-        assert_eq!(cli.lease.leader_elect_renew_deadline, Duration::from_secs(10));
+        assert_eq!(
+            cli.lease.leader_elect_lease_duration,
+            Duration::from_secs(15)
+        );
+        assert_eq!(
+            cli.lease.leader_elect_renew_deadline,
+            Duration::from_secs(10)
+        );
         assert_eq!(cli.lease.leader_elect_retry_period, Duration::from_secs(2));
         assert_eq!(cli.lease.resource_name("tailor-updater"), "tailor-updater");
         cli.lease.validate().unwrap();
@@ -335,7 +350,10 @@ mod tests {
         assert_eq!(cli.tls.tls_cert_file, PathBuf::from("/certs/a.crt"));
         assert_eq!(cli.tls.tls_private_key_file, PathBuf::from("/certs/a.key"));
         assert!(!cli.lease.leader_elect);
-        assert_eq!(cli.lease.leader_elect_lease_duration, Duration::from_secs(30));
+        assert_eq!(
+            cli.lease.leader_elect_lease_duration,
+            Duration::from_secs(30)
+        );
         assert_eq!(cli.lease.resource_name("x"), "my-lease");
         assert_eq!(cli.lease.leader_elect_resource_namespace, "ops");
     }
@@ -350,11 +368,18 @@ mod tests {
             assert_eq!(cli.log.log_level, "warn");
             assert_eq!(cli.log.log_format, LogFormat::Text, "the flag wins");
             assert_eq!(cli.kube.kube_api_burst, 42);
-            assert_eq!(cli.lease.leader_elect_retry_period, Duration::from_millis(1500));
+            assert_eq!(
+                cli.lease.leader_elect_retry_period,
+                Duration::from_millis(1500)
+            );
             return;
         }
         let output = std::process::Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "args::tests::real_environment_is_read_by_clap", "--nocapture"])
+            .args([
+                "--exact",
+                "args::tests::real_environment_is_read_by_clap",
+                "--nocapture",
+            ])
             .env("TAILOR_ARGS_ENV_CHILD", "1")
             .env("TAILOR_LOG_LEVEL", "warn")
             .env("TAILOR_LOG_FORMAT", "json")
@@ -364,7 +389,10 @@ mod tests {
             .unwrap();
         let stdout = String::from_utf8_lossy(&output.stdout);
         assert!(output.status.success(), "child parse failed: {stdout}");
-        assert!(stdout.contains("1 passed"), "the child ran no test: {stdout}");
+        assert!(
+            stdout.contains("1 passed"),
+            "the child ran no test: {stdout}"
+        );
     }
 
     #[rstest]
@@ -373,7 +401,10 @@ mod tests {
     #[case(&["--leader-elect", "false"], false)]
     #[case(&["--leader-elect=true"], true)]
     fn leader_elect_switch(#[case] args: &[&str], #[case] expected: bool) {
-        assert_eq!(parse_with_env(args, &[]).unwrap().lease.leader_elect, expected);
+        assert_eq!(
+            parse_with_env(args, &[]).unwrap().lease.leader_elect,
+            expected
+        );
     }
 
     #[rstest]

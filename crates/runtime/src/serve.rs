@@ -85,8 +85,7 @@ pub async fn serve_tls(
     accept_loop(listener, router, shutdown, drain, move |tcp| {
         let acceptor = acceptor.clone();
         async move {
-            let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await
-            {
+            let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
                 Ok(Ok(stream)) => stream,
                 Ok(Err(err)) => {
                     tracing::debug!(error = %err, "TLS handshake failed");
@@ -150,7 +149,8 @@ where
                 req
             });
             let builder = auto::Builder::new(TokioExecutor::new());
-            let conn = builder.serve_connection(TokioIo::new(io), TowerToHyperService::new(service));
+            let conn =
+                builder.serve_connection(TokioIo::new(io), TowerToHyperService::new(service));
             if let Err(err) = watcher.watch(conn).await {
                 tracing::debug!(error = %err, %remote, "connection ended with an error");
             }

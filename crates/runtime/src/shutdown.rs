@@ -139,7 +139,10 @@ pub async fn handle_signals<S: SignalSource>(
     let Some(first) = signals.next().await else {
         return;
     };
-    tracing::info!(signal = first, "shutting down; send the signal again to exit at once");
+    tracing::info!(
+        signal = first,
+        "shutting down; send the signal again to exit at once"
+    );
     token.cancel();
     if let Some(second) = signals.next().await {
         tracing::warn!(signal = second, "second signal: exiting without draining");
@@ -195,7 +198,10 @@ mod tests {
         quick.await.unwrap();
         shutdown.trigger();
         let err = shutdown.drain(Duration::from_secs(10)).await.unwrap_err();
-        assert!(matches!(err, ShutdownError::DrainTimeout { remaining: 1, .. }), "{err}");
+        assert!(
+            matches!(err, ShutdownError::DrainTimeout { remaining: 1, .. }),
+            "{err}"
+        );
     }
 
     #[tokio::test]
@@ -207,7 +213,10 @@ mod tests {
         let token = shutdown.token();
         let handler = tokio::spawn(async move {
             let mut source = Channel(rx);
-            handle_signals(token, &mut source, move || flag.store(true, Ordering::SeqCst)).await;
+            handle_signals(token, &mut source, move || {
+                flag.store(true, Ordering::SeqCst)
+            })
+            .await;
         });
         tx.send("SIGTERM").unwrap();
         shutdown.triggered().await;

@@ -22,9 +22,11 @@ pub enum TelemetryError {
 }
 
 /// Builds a subscriber for `args` that writes to `writer` (for tests and tools).
+/// `ansi` colours text lines; turn it off unless writing to a terminal.
 pub fn subscriber<W>(
     args: &LogArgs,
     writer: W,
+    ansi: bool,
 ) -> Result<Box<dyn Subscriber + Send + Sync>, TelemetryError>
 where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
@@ -39,6 +41,7 @@ where
             registry.with(
                 tracing_subscriber::fmt::layer()
                     .with_writer(writer)
+                    .with_ansi(ansi)
                     .with_target(true),
             ),
         ),
@@ -48,15 +51,18 @@ where
                     .json()
                     .flatten_event(true)
                     .with_current_span(true)
+                    .with_ansi(false)
                     .with_writer(writer),
             ),
         ),
     })
 }
 
-/// Installs the global subscriber for `args`, writing to standard error.
+/// Installs the global subscriber for `args`, writing to standard error
+/// (coloured only when standard error is a terminal).
 pub fn init(args: &LogArgs) -> Result<(), TelemetryError> {
-    let subscriber = subscriber(args, std::io::stderr)?;
+    use std::io::IsTerminal as _;
+    let subscriber = subscriber(args, std::io::stderr, std::io::stderr().is_terminal())?;
     tracing::subscriber::set_global_default(subscriber)
         .map_err(|_| TelemetryError::AlreadyInstalled)
 }
@@ -92,7 +98,7 @@ mod tests {
             log_level: level.to_owned(),
             log_format: format,
         };
-        let subscriber = subscriber(&args, buffer.clone()).unwrap();
+        let subscriber = subscriber(&args, buffer.clone(), false).unwrap();
         tracing::subscriber::with_default(subscriber, || {
             tracing::info!(vpa = "web", "recommendation written");
             tracing::debug!("hidden at info");
@@ -132,7 +138,7 @@ mod tests {
             log_level: "info,=[".to_owned(),
             log_format: LogFormat::Text,
         };
-        let err = subscriber(&args, std::io::sink).err().unwrap();
+        let err = subscriber(&args, std::io::sink, false).err().unwrap();
         assert!(err.to_string().contains("info,=["), "{err}");
     }
 }

@@ -351,13 +351,12 @@ fn load_pair(
         path: key_path.to_owned(),
         detail: err.to_string(),
     })?;
-    let certified = CertifiedKey::from_der(certs, key, provider).map_err(|source| {
-        TlsError::KeyMismatch {
+    let certified =
+        CertifiedKey::from_der(certs, key, provider).map_err(|source| TlsError::KeyMismatch {
             cert: cert_path.to_owned(),
             key: key_path.to_owned(),
             source,
-        }
-    })?;
+        })?;
     Ok(Arc::new(certified))
 }
 
@@ -460,7 +459,9 @@ pub(crate) mod tests {
         params
             .distinguished_name
             .push(DnType::CommonName, "front-proxy-client");
-        params.distinguished_name.push(DnType::OrganizationName, "system:masters");
+        params
+            .distinguished_name
+            .push(DnType::OrganizationName, "system:masters");
         let cert = params.self_signed(&key).unwrap();
         let peer = PeerCertificate::from_der(cert.der().clone()).unwrap();
         assert_eq!(peer.common_name.as_deref(), Some("front-proxy-client"));
