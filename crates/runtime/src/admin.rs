@@ -161,6 +161,19 @@ pub fn router(state: AdminState) -> Router {
         .with_state(state)
 }
 
+/// Binds `addr` and serves [`router`] until `shutdown` is cancelled, draining
+/// for at most `drain`.
+pub async fn serve(
+    addr: std::net::SocketAddr,
+    state: AdminState,
+    shutdown: tokio_util::sync::CancellationToken,
+    drain: Duration,
+) -> Result<(), crate::serve::ServeError> {
+    let listener = crate::serve::bind(addr).await?;
+    tracing::info!(%addr, "admin server listening");
+    crate::serve::serve(listener, router(state), shutdown, drain).await
+}
+
 async fn livez(State(state): State<AdminState>) -> Response {
     let stale = state.liveness.stale();
     if stale.is_empty() {

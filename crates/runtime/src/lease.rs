@@ -47,8 +47,8 @@ pub enum LeaseError {
         name: String,
         /// What was being done (get, create, update).
         action: &'static str,
-        /// The client error.
-        source: kube::Error,
+        /// The client error (boxed: it is large).
+        source: Box<kube::Error>,
     },
     /// The election settings are unusable.
     #[error("invalid leader election settings: {0}")]
@@ -147,29 +147,42 @@ pub fn pod_namespace() -> Option<String> {
 
 /// Whether this process currently leads; cheap to clone and watch.
 #[derive(Clone, Debug)]
-pub struct LeaderState(watch::Receiver<bool>);
+pub struct LeaderState {
+    rx: watch::Receiver<bool>,
+    /// Keeps the channel open for [`LeaderState::always`], which has no elector.
+    _always: Option<Arc<watch::Sender<bool>>>,
+}
 
 impl LeaderState {
+    /// A state that always leads, for `--leader-elect=false` (a single replica).
+    pub fn always() -> Self {
+        let (tx, rx) = watch::channel(true);
+        Self {
+            rx,
+            _always: Some(Arc::new(tx)),
+        }
+    }
+
     /// Whether this process holds the Lease right now.
     pub fn is_leader(&self) -> bool {
-        *self.0.borrow()
+        *self.rx.borrow()
     }
 
     /// Resolves when this process becomes leader; `false` if the elector stopped first.
     pub async fn wait_until_leader(&mut self) -> bool {
-        self.0.wait_for(|leader| *leader).await.is_ok()
+        self.rx.wait_for(|leader| *leader).await.is_ok()
     }
 
     /// Resolves when leadership ends (or immediately if not leading).
     pub async fn wait_until_not_leader(&mut self) {
-        let _ = self.0.wait_for(|leader| !*leader).await;
+        let _ = self.rx.wait_for(|leader| !*leader).await;
     }
 }
 
 /// Outcome of one acquire-or-renew attempt.
 enum Attempt {
     /// This process holds the Lease; the object as written.
-    Held(Lease),
+    Held(Box<Lease>),
     /// Someone else holds it, or a racing writer won this round.
     NotHeld,
 }
@@ -209,7 +222,10 @@ impl LeaderElector {
 
     /// A handle that reports whether this process leads.
     pub fn state(&self) -> LeaderState {
-        LeaderState(self.state.subscribe())
+        LeaderState {
+            rx: self.state.subscribe(),
+            _always: None,
+        }
     }
 
     /// Acquires the Lease, then keeps renewing it until `shutdown` is cancelled
@@ -277,7 +293,7 @@ impl LeaderElector {
                 attempt = self.try_acquire() => attempt,
             };
             match attempt {
-                Ok(Attempt::Held(lease)) => return Some(lease),
+                Ok(Attempt::Held(lease)) => return Some(*lease),
                 Ok(Attempt::NotHeld) => {}
                 Err(err) => tracing::warn!(error = %err, "cannot acquire Lease; will retry"),
             }
@@ -298,7 +314,7 @@ impl LeaderElector {
                     .create(&PostParams::default(), &self.new_lease(now))
                     .await
                 {
-                    Ok(lease) => Ok(Attempt::Held(lease)),
+                    Ok(lease) => Ok(Attempt::Held(Box::new(lease))),
                     // Another candidate created it first.
                     Err(err) if is_status(&err, 409) => Ok(Attempt::NotHeld),
                     Err(err) => Err(self.api_error("create", err)),
@@ -335,7 +351,7 @@ impl LeaderElector {
             .replace(&self.config.name, &PostParams::default(), &lease)
             .await
         {
-            Ok(lease) => Ok(Attempt::Held(lease)),
+            Ok(lease) => Ok(Attempt::Held(Box::new(lease))),
             Err(err) if is_status(&err, 409) => Ok(Attempt::NotHeld),
             Err(err) => Err(self.api_error("update", err)),
         }
@@ -401,7 +417,7 @@ impl LeaderElector {
             namespace: self.config.namespace.clone(),
             name: self.config.name.clone(),
             action,
-            source,
+            source: Box::new(source),
         }
     }
 }
@@ -878,6 +894,35 @@ mod tests {
             file.map(str::to_owned),
         );
         assert_eq!(id, expected);
+    }
+
+    #[tokio::test]
+    async fn always_leads_without_an_elector() {
+        let mut state = LeaderState::always();
+        assert!(state.is_leader());
+        assert!(state.wait_until_leader().await);
+    }
+
+    #[test]
+    fn from_args_fills_name_and_checks_timing() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            lease: LeaderElectionArgs,
+        }
+        let cli = Cli::try_parse_from(["x", "--leader-elect-resource-namespace", "ops"]).unwrap();
+        let config = LeaseConfig::from_args(&cli.lease, "tailor-updater", "default").unwrap();
+        assert_eq!(config.name, "tailor-updater");
+        assert_eq!(config.namespace, "ops");
+        assert_eq!(config.lease_duration, Duration::from_secs(15));
+        assert!(!config.identity.is_empty());
+        let bad = Cli::try_parse_from(["x", "--leader-elect-renew-deadline", "20s"]).unwrap();
+        let err = LeaseConfig::from_args(&bad.lease, "tailor-updater", "default").unwrap_err();
+        assert!(
+            err.to_string().contains("--leader-elect-renew-deadline"),
+            "{err}"
+        );
     }
 
     #[test]
