@@ -378,15 +378,15 @@ impl LeaderElector {
         spec.lease_duration_seconds = Some(1);
         spec.acquire_time = Some(MicroTime(now));
         spec.renew_time = Some(MicroTime(now));
-        match self
-            .api
-            .replace(&self.config.name, &PostParams::default(), &lease)
-            .await
-        {
-            Ok(_) => tracing::info!(lease = %self.config.name, "released Lease"),
-            Err(err) => {
-                tracing::warn!(error = %self.api_error("release", err), "cannot release Lease")
+        // Bounded, so a hung API server cannot hold up process exit.
+        let params = PostParams::default();
+        let write = self.api.replace(&self.config.name, &params, &lease);
+        match tokio::time::timeout(self.config.renew_deadline, write).await {
+            Ok(Ok(_)) => tracing::info!(lease = %self.config.name, "released Lease"),
+            Ok(Err(err)) => {
+                tracing::warn!(error = %self.api_error("release", err), "cannot release Lease");
             }
+            Err(_) => tracing::warn!(lease = %self.config.name, "releasing the Lease timed out"),
         }
     }
 
