@@ -5,8 +5,10 @@
 //! synthetic workloads. The engine, scenario files and reports are not built
 //! yet; there is no `tailor-sim` binary until they are.
 
+pub mod compare;
 pub mod demand;
 pub mod duration;
+pub mod engine;
 pub mod report;
 pub mod scenario;
 pub mod synthetic;
