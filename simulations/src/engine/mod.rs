@@ -1311,7 +1311,10 @@ impl<'a> Sim<'a> {
         let mut alloc = Resources::ZERO;
         let mut requested = Resources::ZERO;
         for n in &self.nodes {
-            let billed = n.billed && n.requested_at <= t && n.removed_at.is_none_or(|r| r > t);
+            let billed = n.billed
+                && n.ready_at != i64::MAX
+                && n.requested_at <= t
+                && n.removed_at.is_none_or(|r| r > t);
             if !billed {
                 continue;
             }
@@ -1504,3 +1507,6 @@ impl<'a> Sim<'a> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
