@@ -287,6 +287,9 @@ struct Sim<'a> {
     node_guaranteed: Vec<i64>,
     node_excess_weight: Vec<i64>,
     pod_want: Vec<i64>,
+    running: Vec<i64>,
+    order: Vec<usize>,
+    step_demand: Resources,
 }
 
 impl<'a> Sim<'a> {
@@ -503,6 +506,9 @@ impl<'a> Sim<'a> {
             node_guaranteed: Vec::new(),
             node_excess_weight: Vec::new(),
             pod_want: Vec::new(),
+            running: Vec::new(),
+            order: Vec::new(),
+            step_demand: Resources::ZERO,
         };
         // Initial nodes are ready at t=0; initial pods start pending and are
         // placed by the first step's scheduling.
@@ -903,9 +909,12 @@ impl<'a> Sim<'a> {
     /// Places pending pods on ready nodes: higher priority first, then
     /// workload order; each on the first node (creation order) it fits.
     fn schedule(&mut self, t: i64) {
-        let mut order: Vec<usize> = (0..self.workloads.len()).collect();
-        order.sort_by_key(|&wi| std::cmp::Reverse(self.workloads[wi].priority));
-        for wi in order {
+        let mut order = std::mem::take(&mut self.order);
+        if order.len() != self.workloads.len() {
+            order = (0..self.workloads.len()).collect();
+            order.sort_by_key(|&wi| std::cmp::Reverse(self.workloads[wi].priority));
+        }
+        for &wi in &order {
             let w = &mut self.workloads[wi];
             for p in &mut w.pods {
                 if p.node != NO_NODE {
@@ -936,6 +945,7 @@ impl<'a> Sim<'a> {
                 }
             }
         }
+        self.order = order;
     }
 
     fn scale_up(&mut self, t: i64, k: usize) {
@@ -1063,6 +1073,7 @@ impl<'a> Sim<'a> {
         let mut unserved = 0i64;
         // Pass 1: what each pod wants after limits and OOMs.
         self.pod_want.clear();
+        self.running.clear();
         for (wi, w) in self.workloads.iter_mut().enumerate() {
             let d = &self.demand[wi];
             let cpu = d.cpu_millis.get(k).copied().unwrap_or(0);
@@ -1070,6 +1081,7 @@ impl<'a> Sim<'a> {
             demand_cpu += cpu;
             demand_mem += mem;
             let running = w.pods.iter().filter(|p| p.node != NO_NODE).count() as i64;
+            self.running.push(running);
             self.totals.pod_secs += running as f64 * step_secs;
             if running == 0 {
                 unserved += cpu;
@@ -1137,7 +1149,7 @@ impl<'a> Sim<'a> {
         let mut wi_idx = 0usize;
         for (wi, w) in self.workloads.iter_mut().enumerate() {
             let mem = self.demand[wi].memory_bytes.get(k).copied().unwrap_or(0);
-            let running = w.pods.iter().filter(|p| p.node != NO_NODE).count() as i64;
+            let running = self.running[wi];
             let mem_share = if running > 0 { mem / running } else { 0 };
             for p in &mut w.pods {
                 if p.node == NO_NODE {
@@ -1201,7 +1213,7 @@ impl<'a> Sim<'a> {
             pending_pods: pending,
             ..StepRecord::default()
         });
-        let _ = demand_mem;
+        self.step_demand = Resources::new(demand_cpu, demand_mem);
     }
 
     fn scale_down(&mut self, t: i64) {
@@ -1339,16 +1351,8 @@ impl<'a> Sim<'a> {
                 }
             }
         }
-        let demand = Resources::new(
-            self.demand
-                .iter()
-                .map(|d| d.cpu_millis.get(k).copied().unwrap_or(0))
-                .sum(),
-            self.demand
-                .iter()
-                .map(|d| d.memory_bytes.get(k).copied().unwrap_or(0))
-                .sum(),
-        );
+        let _ = k;
+        let demand = self.step_demand;
         let lb_u = self.bound.cost_per_hour(demand)? * hours;
         let lb_r = self.bound.cost_per_hour(all_requests)? * hours;
         self.totals.cost += cost;
@@ -1427,26 +1431,31 @@ impl<'a> Sim<'a> {
         let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { 0.0 };
         let steps_per_day = (86_400 / self.step.max(1)).max(1) as usize;
         let mut slacks = Vec::new();
+        let mut usage: Vec<f64> = Vec::with_capacity(steps_per_day);
         for w in &self.workloads {
             for day in 0..self.steps.div_ceil(steps_per_day) {
                 let range = day * steps_per_day..((day + 1) * steps_per_day).min(self.steps);
-                let mut usage: Vec<f64> = range
-                    .clone()
-                    .map(|k| w.slack_usage[k])
-                    .filter(|u| !u.is_nan())
-                    .collect();
-                let limits: Vec<f64> = range
+                usage.clear();
+                usage.extend(
+                    range
+                        .clone()
+                        .map(|k| w.slack_usage[k])
+                        .filter(|u| !u.is_nan()),
+                );
+                let (sum, n) = range
                     .map(|k| w.slack_limit[k])
                     .filter(|u| !u.is_nan())
-                    .collect();
-                if usage.is_empty() || limits.is_empty() {
+                    .fold((0.0, 0usize), |(s, n), x| (s + x, n + 1));
+                if usage.is_empty() || n == 0 {
                     continue;
                 }
-                usage.sort_by(f64::total_cmp);
+                // p95, nearest rank.
                 let idx = ((usage.len() as f64 * 0.95).ceil() as usize).clamp(1, usage.len()) - 1;
-                let limit = limits.iter().sum::<f64>() / limits.len() as f64;
+                let (_, p95, _) = usage.select_nth_unstable_by(idx, f64::total_cmp);
+                let p95 = *p95;
+                let limit = sum / n as f64;
                 if limit > 0.0 {
-                    slacks.push((limit - usage[idx]) / limit);
+                    slacks.push((limit - p95) / limit);
                 }
             }
         }
