@@ -178,9 +178,6 @@ struct Workload {
     vpa: Option<Vpa>,
     pods: Vec<Pod>,
     hpa_pods: Vec<HpaPod>,
-    /// Per step: mean memory limit (or request) per running pod, and mean usage per pod.
-    slack_limit: Vec<f64>,
-    slack_usage: Vec<f64>,
 }
 
 struct Group {
@@ -265,7 +262,6 @@ fn gib(bytes: i64) -> f64 {
 struct Sim<'a> {
     scenario: &'a Scenario,
     strategy: String,
-    demand: &'a [Demand],
     steps: usize,
     step: i64,
     workloads: Vec<Workload>,
@@ -287,6 +283,12 @@ struct Sim<'a> {
     node_guaranteed: Vec<i64>,
     node_excess_weight: Vec<i64>,
     pod_want: Vec<i64>,
+    /// Demand (millicores, bytes), step-major: one step's workloads are
+    /// contiguous, so a step reads one cache-friendly run.
+    demand_by_step: Vec<(i64, i64)>,
+    /// Per step and workload (step-major): mean per-pod memory limit (or
+    /// request) and per-pod memory usage; NaN when no pod ran.
+    slack: Vec<(f64, f64)>,
     running: Vec<i64>,
     order: Vec<usize>,
     step_demand: Resources,
@@ -441,8 +443,6 @@ impl<'a> Sim<'a> {
                 vpa,
                 pods: Vec::new(),
                 hpa_pods: Vec::new(),
-                slack_limit: vec![f64::NAN; steps],
-                slack_usage: vec![f64::NAN; steps],
             });
         }
         if demand.len() != workloads.len() {
@@ -485,7 +485,6 @@ impl<'a> Sim<'a> {
         let mut sim = Sim {
             scenario,
             strategy: strategy.to_owned(),
-            demand,
             steps,
             step,
             workloads,
@@ -506,6 +505,17 @@ impl<'a> Sim<'a> {
             node_guaranteed: Vec::new(),
             node_excess_weight: Vec::new(),
             pod_want: Vec::new(),
+            demand_by_step: (0..steps)
+                .flat_map(|k| {
+                    demand.iter().map(move |d| {
+                        (
+                            d.cpu_millis.get(k).copied().unwrap_or(0),
+                            d.memory_bytes.get(k).copied().unwrap_or(0),
+                        )
+                    })
+                })
+                .collect(),
+            slack: vec![(f64::NAN, f64::NAN); steps * demand.len()],
             running: Vec::new(),
             order: Vec::new(),
             step_demand: Resources::ZERO,
@@ -1074,10 +1084,9 @@ impl<'a> Sim<'a> {
         // Pass 1: what each pod wants after limits and OOMs.
         self.pod_want.clear();
         self.running.clear();
+        let nw = self.workloads.len();
         for (wi, w) in self.workloads.iter_mut().enumerate() {
-            let d = &self.demand[wi];
-            let cpu = d.cpu_millis.get(k).copied().unwrap_or(0);
-            let mem = d.memory_bytes.get(k).copied().unwrap_or(0);
+            let (cpu, mem) = self.demand_by_step[k * nw + wi];
             demand_cpu += cpu;
             demand_mem += mem;
             let running = w.pods.iter().filter(|p| p.node != NO_NODE).count() as i64;
@@ -1135,20 +1144,22 @@ impl<'a> Sim<'a> {
                     }
                 }
             }
-            w.slack_limit[k] = limit_sum / running as f64;
-            w.slack_usage[k] = (mem_share.min(
-                w.pods
-                    .iter()
-                    .find(|p| p.node != NO_NODE)
-                    .map_or(i64::MAX, |p| p.limits.memory_bytes),
-            )) as f64;
+            let first_limit = w
+                .pods
+                .iter()
+                .find(|p| p.node != NO_NODE)
+                .map_or(i64::MAX, |p| p.limits.memory_bytes);
+            self.slack[k * nw + wi] = (
+                limit_sum / running as f64,
+                mem_share.min(first_limit) as f64,
+            );
         }
         // Pass 2: node contention.
         let mut served = 0i64;
         let mut used_mem = 0i64;
         let mut wi_idx = 0usize;
         for (wi, w) in self.workloads.iter_mut().enumerate() {
-            let mem = self.demand[wi].memory_bytes.get(k).copied().unwrap_or(0);
+            let mem = self.demand_by_step[k * nw + wi].1;
             let running = self.running[wi];
             let mem_share = if running > 0 { mem / running } else { 0 };
             for p in &mut w.pods {
@@ -1432,18 +1443,19 @@ impl<'a> Sim<'a> {
         let steps_per_day = (86_400 / self.step.max(1)).max(1) as usize;
         let mut slacks = Vec::new();
         let mut usage: Vec<f64> = Vec::with_capacity(steps_per_day);
-        for w in &self.workloads {
+        let nw = self.workloads.len();
+        for wi in 0..nw {
             for day in 0..self.steps.div_ceil(steps_per_day) {
                 let range = day * steps_per_day..((day + 1) * steps_per_day).min(self.steps);
                 usage.clear();
                 usage.extend(
                     range
                         .clone()
-                        .map(|k| w.slack_usage[k])
+                        .map(|k| self.slack[k * nw + wi].1)
                         .filter(|u| !u.is_nan()),
                 );
                 let (sum, n) = range
-                    .map(|k| w.slack_limit[k])
+                    .map(|k| self.slack[k * nw + wi].0)
                     .filter(|u| !u.is_nan())
                     .fold((0.0, 0usize), |(s, n), x| (s + x, n + 1));
                 if usage.is_empty() || n == 0 {
