@@ -1,12 +1,15 @@
 //! `tailor-sim`: offline cost simulation.
 //!
-//! This crate is being built up in pieces. What is here now: usage traces
-//! (the native CSV and readers for public trace formats) and the built-in
-//! synthetic workloads. The engine, scenario files and reports are not built
-//! yet; there is no `tailor-sim` binary until they are.
+//! Scenario files ([`scenario`]), demand from traces ([`trace`]) or seeded
+//! synthetic workloads ([`synthetic`], [`demand`]), the virtual-clock engine
+//! that drives Tailor's core decisions ([`engine`]), reports ([`report`]) and
+//! strategy comparisons with sharding ([`compare`]). The `tailor-sim` binary
+//! wraps them; `docs/simulator.md` documents the model.
 
+pub mod compare;
 pub mod demand;
 pub mod duration;
+pub mod engine;
 pub mod report;
 pub mod scenario;
 pub mod synthetic;

@@ -411,7 +411,7 @@ pub struct NodeGroupSpec {
 
 /// Scale-down rules (Cluster Autoscaler's).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
 pub struct ScaleDownSpec {
     /// Scale down at all.
     pub enabled: bool,

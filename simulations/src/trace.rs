@@ -182,6 +182,14 @@ impl Builder {
         Ok(())
     }
 
+    /// Adds a sample; one at the same time as an earlier one replaces it
+    /// (Bitbrains monitors sometimes report an interval twice, the later row
+    /// being the corrected one; e.g. `20.csv.gz` lines 117-118).
+    fn replace(&mut self, workload: &str, line: usize, sample: Sample) {
+        let samples = self.workloads.entry(workload.to_owned()).or_default();
+        samples.insert(sample.t, (line, sample));
+    }
+
     /// Adds to an existing sample at the same time (for formats that report a
     /// workload's instances separately).
     fn accumulate(&mut self, workload: &str, line: usize, sample: Sample) {
@@ -355,16 +363,15 @@ pub fn read_bitbrains(
         let cores = number(source_name, line, WANTED[1], get(1)?)?;
         let pct = number(source_name, line, WANTED[2], get(2)?)?;
         let kb = number(source_name, line, WANTED[3], get(3)?)?;
-        builder.push(
-            source_name,
-            line,
+        builder.replace(
             name,
+            line,
             Sample {
                 t,
                 cpu_cores: pct / 100.0 * cores,
                 memory_bytes: kb * 1024.0,
             },
-        )?;
+        );
     }
     let mut trace = builder.finish(source_name)?;
     trace.workloads.pop().ok_or_else(|| TraceError::Empty {
@@ -862,6 +869,27 @@ mod tests {
             err.to_string(),
             "1.csv:1: header lacks the Bitbrains column `Timestamp [ms]`"
         );
+    }
+
+    #[test]
+    fn bitbrains_repeated_interval_keeps_the_later_row() {
+        let text = "Timestamp [ms];\tCPU cores;\tCPU usage [%];\tMemory usage [KB]\n\
+                    0;\t2;\t50;\t1\n300;\t2;\t10;\t1\n300;\t2;\t20;\t2\n600;\t2;\t0;\t1\n";
+        let w = read_bitbrains("x.csv", "vm", text.as_bytes()).unwrap();
+        assert_eq!(w.samples.len(), 3);
+        assert!((w.samples[1].cpu_cores - 0.4).abs() < 1e-12);
+        assert!((w.samples[1].memory_bytes - 2048.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn bitbrains_real_file_with_a_repeated_interval() {
+        let path = crate::shared_data_dir().join("traces/bitbrains-rnd-2013-08/20.csv.gz");
+        let trace = read_bitbrains_dir(path.parent().unwrap(), Some(20)).unwrap();
+        let vm20 = &trace.workloads[19];
+        assert_eq!(vm20.name, "vm-20");
+        assert!(vm20.samples.windows(2).all(|p| p[0].t < p[1].t));
+        let at = vm20.samples.iter().find(|s| s.t == 1_375_342_679).unwrap();
+        assert!((at.memory_bytes - 272_627.6 * 1024.0).abs() < 1e-3);
     }
 
     #[test]
