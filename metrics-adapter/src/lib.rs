@@ -1,1 +1,10 @@
-//! `tailor-metrics-adapter`: serves the custom and external metrics APIs from Prometheus. Not implemented yet (see the open issue).
+//! `tailor-metrics-adapter`: serves the custom and external metrics APIs from
+//! Prometheus, as a drop-in for kubernetes-sigs/prometheus-adapter.
+//!
+//! This crate holds the request-independent core so far: the config file
+//! ([`config`]), the `<< >>` template language ([`template`]), series naming
+//! and resource association ([`naming`]), PromQL building with escaping
+//! ([`query`], [`promql`]) and request selectors ([`selector`]).
+
+pub mod promql;
+pub mod template;
