@@ -6,5 +6,6 @@
 //! and resource association ([`naming`]), PromQL building with escaping
 //! ([`query`], [`promql`]) and request selectors ([`selector`]).
 
+pub mod naming;
 pub mod promql;
 pub mod template;
