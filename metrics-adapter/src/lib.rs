@@ -6,6 +6,7 @@
 //! and resource association ([`naming`]), PromQL building with escaping
 //! ([`query`], [`promql`]) and request selectors ([`selector`]).
 
+pub mod config;
 pub mod naming;
 pub mod promql;
 pub mod template;
