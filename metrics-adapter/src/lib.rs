@@ -9,4 +9,5 @@
 pub mod config;
 pub mod naming;
 pub mod promql;
+pub mod selector;
 pub mod template;
