@@ -607,7 +607,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, DurationError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use rstest::rstest;
 

@@ -9,5 +9,6 @@
 pub mod config;
 pub mod naming;
 pub mod promql;
+pub mod query;
 pub mod selector;
 pub mod template;
