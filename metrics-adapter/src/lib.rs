@@ -7,6 +7,7 @@
 //! ([`query`], [`promql`]) and request selectors ([`selector`]).
 
 pub mod config;
+pub mod discovery;
 pub mod naming;
 pub mod promql;
 pub mod query;

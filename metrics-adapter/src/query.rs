@@ -636,8 +636,13 @@ mod tests {
             QueryError::Label(NamingError::NoLabelForResource(_))
         ));
         assert_eq!(e.status_code(), 500);
-        let gt = MetricSelector::from_requirements(vec![]).unwrap();
-        assert!(custom(&rule, "x", &GroupResource::pods(), None, Objects::All, &gt).is_ok());
+        // `>`/`<` never reach the builder: the selector refuses them (400).
+        let gt = MetricSelector::from_requirements(vec![Requirement {
+            key: "n".into(),
+            operator: Operator::GreaterThan,
+            values: vec!["1".into()],
+        }]);
+        assert!(gt.is_err());
     }
 
     #[test]
