@@ -142,13 +142,16 @@ enum Node {
     Action {
         expr: Expr,
         pos: Position,
+        offset: usize,
     },
     Range {
+        offset: usize,
         index: Option<String>,
         elem: String,
         body: Vec<Node>,
     },
     If {
+        offset: usize,
         var: String,
         then: Vec<Node>,
         otherwise: Vec<Node>,
@@ -420,6 +423,7 @@ impl TreeParser {
                         Some(_) => nodes.push(Node::Action {
                             expr: self.expr(&ws, offset)?,
                             pos: Position::default(),
+                            offset,
                         }),
                         None => return Err(err(offset, "empty action")),
                     }
@@ -463,7 +467,12 @@ impl TreeParser {
         let (body, end) = self.nodes()?;
         self.vars.truncate(self.vars.len() - pushed);
         match end {
-            Some((_, w)) if w == "end" => Ok(Node::Range { index, elem, body }),
+            Some((_, w)) if w == "end" => Ok(Node::Range {
+                offset,
+                index,
+                elem,
+                body,
+            }),
             Some((o, w)) => Err(err(o, format!("{{{{{w}}}}} inside range is not supported"))),
             None => Err(err(offset, "range without end")),
         }
@@ -483,6 +492,7 @@ impl TreeParser {
         let (then, end) = self.nodes()?;
         match end {
             Some((_, w)) if w == "end" => Ok(Node::If {
+                offset,
                 var,
                 then,
                 otherwise: Vec::new(),
@@ -491,6 +501,7 @@ impl TreeParser {
                 let (otherwise, end) = self.nodes()?;
                 match end {
                     Some((_, w)) if w == "end" => Ok(Node::If {
+                        offset,
                         var,
                         then,
                         otherwise,
@@ -634,9 +645,10 @@ fn annotate(nodes: &mut [Node], lex: &mut Lexer, kind: Kind) -> Result<(), Parse
     for node in nodes {
         match node {
             Node::Text(t) => lex.feed(t),
-            Node::Action { expr, pos } => {
+            Node::Action { expr, pos, offset } => {
                 if lex.comment {
-                    continue;
+                    // A value with a newline would end the comment.
+                    return Err(err(*offset, "actions inside a # comment are not supported"));
                 }
                 *pos = lex.position();
                 if kind == Kind::ResourceLabel {
@@ -645,13 +657,13 @@ fn annotate(nodes: &mut [Node], lex: &mut Lexer, kind: Kind) -> Result<(), Parse
                 match expr {
                     Expr::Field(Field::LabelMatchers) if pos.quote.is_some() => {
                         return Err(err(
-                            0,
+                            *offset,
                             ".LabelMatchers inside a string literal is not supported",
                         ));
                     }
                     Expr::Index(key) if pos.quote.is_none() => {
                         return Err(err(
-                            0,
+                            *offset,
                             format!(
                                 "index .LabelValuesByName {key:?} must sit inside a quoted string, where it can be escaped"
                             ),
@@ -660,18 +672,21 @@ fn annotate(nodes: &mut [Node], lex: &mut Lexer, kind: Kind) -> Result<(), Parse
                     _ => {}
                 }
             }
-            Node::Range { body, .. } => {
+            Node::Range { body, offset, .. } => {
                 let before = *lex;
                 annotate(body, lex, kind)?;
                 if lex.quote != before.quote || lex.comment != before.comment {
                     return Err(err(
-                        0,
+                        *offset,
                         "a range body must not open or close a string or comment",
                     ));
                 }
             }
             Node::If {
-                then, otherwise, ..
+                then,
+                otherwise,
+                offset,
+                ..
             } => {
                 let before = *lex;
                 annotate(then, lex, kind)?;
@@ -684,7 +699,7 @@ fn annotate(nodes: &mut [Node], lex: &mut Lexer, kind: Kind) -> Result<(), Parse
                     || after_then.comment != before.comment
                 {
                     return Err(err(
-                        0,
+                        *offset,
                         "an if body must not open or close a string or comment",
                     ));
                 }
@@ -725,8 +740,10 @@ fn render(
     for node in nodes {
         match node {
             Node::Text(t) => out.push_str(t),
-            Node::Action { expr, pos } => render_expr(expr, *pos, data, scope, out)?,
-            Node::Range { index, elem, body } => {
+            Node::Action { expr, pos, .. } => render_expr(expr, *pos, data, scope, out)?,
+            Node::Range {
+                index, elem, body, ..
+            } => {
                 let Data::Query(args) = data else { continue };
                 for (i, label) in args.group_by.iter().enumerate() {
                     let mark = scope.len();
@@ -742,6 +759,7 @@ fn render(
                 var,
                 then,
                 otherwise,
+                ..
             } => {
                 let truthy = match lookup(scope, var) {
                     Some(Value::Index(i)) => *i != 0,
@@ -954,12 +972,18 @@ mod tests {
     }
 
     #[test]
-    fn comments_hide_actions_from_position_checks() {
-        let t = Template::parse("sum(x) # \"<<.GroupBy>>\n", Kind::Query).unwrap();
+    fn actions_in_comments_are_refused_and_errors_carry_offsets() {
+        let e = Template::parse("sum(x) # <<.GroupBy>>\n", Kind::Query).unwrap_err();
+        assert_eq!(e.offset, 9);
+        assert!(e.reason.contains("comment"));
+        // A `#` inside a string is not a comment.
+        let t = Template::parse("x{a=\"#\"} by (<<.GroupBy>>)", Kind::Query).unwrap();
         assert_eq!(
             t.render_query(&args()).unwrap(),
-            "sum(x) # \"pod,container\n"
+            "x{a=\"#\"} by (pod,container)"
         );
+        let e = Template::parse("x{a=\"<<.LabelMatchers>>\"}", Kind::Query).unwrap_err();
+        assert_eq!(e.offset, 5);
     }
 
     #[test]
