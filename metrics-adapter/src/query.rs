@@ -176,7 +176,8 @@ struct Target<'a> {
     resource: &'a GroupResource,
     namespace: Option<&'a str>,
     objects: Objects<'a>,
-    extra_group_by: Option<&'a str>,
+    /// Extra group-by labels after the resource label.
+    extra_group_by: Vec<String>,
 }
 
 fn build_for(
@@ -200,9 +201,7 @@ fn build_for(
         _ => None,
     };
     let mut group_by = vec![resource_label.clone()];
-    if let Some(extra) = target.extra_group_by {
-        group_by.push(extra.to_owned());
-    }
+    group_by.extend(target.extra_group_by.iter().cloned());
     let render = |names: Option<&[String]>| -> Result<String, QueryError> {
         let mut m = Matchers::default();
         m.selector(selector)?;
@@ -258,7 +257,7 @@ pub fn build_custom(
             resource: request.resource,
             namespace: request.namespace,
             objects: request.objects,
-            extra_group_by: None,
+            extra_group_by: Vec::new(),
         },
         request.metric_selector,
         options,
@@ -306,10 +305,11 @@ pub fn build_external(
 /// What a resource-metrics (`metrics.k8s.io`) request is for.
 #[derive(Clone, Copy, Debug)]
 pub enum ResourceTarget<'a> {
-    /// Pods in a namespace (grouped by pod and container).
+    /// Pods (grouped by pod and container, and by namespace when the
+    /// request spans all namespaces).
     Pods {
-        /// The namespace.
-        namespace: &'a str,
+        /// The namespace; `None` for all namespaces.
+        namespace: Option<&'a str>,
         /// The pods.
         objects: Objects<'a>,
     },
@@ -332,22 +332,29 @@ pub fn build_resource(
     let pods = GroupResource::pods();
     let nodes = GroupResource::nodes();
     let (template, t) = match target {
-        ResourceTarget::Pods { namespace, objects } => (
-            &rule.container_query,
-            Target {
-                resource: &pods,
-                namespace: Some(namespace),
-                objects,
-                extra_group_by: Some(&rule.container_label),
-            },
-        ),
+        ResourceTarget::Pods { namespace, objects } => {
+            let mut extra = vec![rule.container_label.clone()];
+            if namespace.is_none() {
+                // Pods of the same name in different namespaces stay apart.
+                extra.push(rule.resources.label_for(&GroupResource::namespaces())?);
+            }
+            (
+                &rule.container_query,
+                Target {
+                    resource: &pods,
+                    namespace,
+                    objects,
+                    extra_group_by: extra,
+                },
+            )
+        }
         ResourceTarget::Nodes { objects } => (
             &rule.node_query,
             Target {
                 resource: &nodes,
                 namespace: None,
                 objects,
-                extra_group_by: None,
+                extra_group_by: Vec::new(),
             },
         ),
     };
@@ -653,7 +660,7 @@ mod tests {
         let q = build_resource(
             &rr.memory,
             ResourceTarget::Pods {
-                namespace: "prod",
+                namespace: Some("prod"),
                 objects: Objects::Named(&pods),
             },
             QueryOptions::default(),
@@ -676,6 +683,25 @@ mod tests {
             "sum by (node) (\n  irate(\n      node_cpu_usage_seconds_total{node!=\"\"}[4m]\n  )\n)\n"
         );
         assert_eq!(q.resource_label, "node");
+    }
+
+    #[test]
+    fn pods_in_all_namespaces_group_by_namespace_too() {
+        let c = Config::from_yaml(crate::config::tests::DEFAULT, "d.yaml").unwrap();
+        let rr = c.resource_rules.unwrap();
+        let q = build_resource(
+            &rr.memory,
+            ResourceTarget::Pods {
+                namespace: None,
+                objects: Objects::All,
+            },
+            QueryOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            q.promql,
+            "sum by (pod,container,namespace) (\n  container_memory_working_set_bytes{pod!=\"\",container!=\"\",pod!=\"\"}\n)\n"
+        );
     }
 
     #[test]
