@@ -8,6 +8,8 @@
 //! ([`query`], [`promql`]), request selectors ([`selector`]) and API paths
 //! ([`request`]). See docs/metrics-adapter.md.
 
+#![warn(missing_docs)]
+
 pub mod config;
 pub mod discovery;
 pub mod naming;
