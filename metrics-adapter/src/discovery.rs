@@ -461,6 +461,39 @@ mod tests {
     }
 
     #[test]
+    fn walkthrough_rule_serves_pods_and_namespaces() {
+        let c = Config::from_yaml(crate::query::tests::WALKTHROUGH, "w.yaml").unwrap();
+        let served = served_metrics(
+            &c,
+            &[
+                s(&[
+                    ("__name__", "http_requests_total"),
+                    ("method", "GET"),
+                    ("kubernetes_namespace", "production"),
+                    ("kubernetes_pod_name", "frontend-server-abcd-0123"),
+                ]),
+                s(&[
+                    ("__name__", "http_requests_total"),
+                    ("method", "GET"),
+                    ("kubernetes_pod_name", "orphan"),
+                ]),
+            ],
+        );
+        let got: Vec<_> = served
+            .custom
+            .keys()
+            .map(|m| (m.api_name(), m.namespaced))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("namespaces/http_requests_per_second".to_owned(), false),
+                ("pods/http_requests_per_second".to_owned(), true),
+            ]
+        );
+    }
+
+    #[test]
     fn later_rules_shadow_earlier_ones() {
         let text = "rules:\n- seriesQuery: '{namespace!=\"\"}'\n  resources: {template: <<.Resource>>}\n  metricsQuery: a\n- seriesQuery: '{namespace!=\"\"}'\n  resources: {template: <<.Resource>>}\n  metricsQuery: b\n";
         let c = Config::from_yaml(text, "c.yaml").unwrap();

@@ -369,7 +369,7 @@ pub fn build_resource(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::config::Config;
     use crate::promql::literal;
@@ -520,6 +520,43 @@ mod tests {
         assert_eq!(
             build_external(&rule, "foo", ns, &sel(selector)).unwrap(),
             want
+        );
+    }
+
+    /// The config walkthrough's per-pod HTTP requests rule.
+    pub(crate) const WALKTHROUGH: &str = "rules:\n- seriesQuery: 'http_requests_total{kubernetes_namespace!=\"\",kubernetes_pod_name!=\"\"}'\n  resources:\n    overrides:\n      kubernetes_namespace: {resource: \"namespace\"}\n      kubernetes_pod_name: {resource: \"pod\"}\n  name:\n    matches: \"^(.*)_total\"\n    as: \"${1}_per_second\"\n  metricsQuery: 'sum(rate(<<.Series>>{<<.LabelMatchers>>}[2m])) by (<<.GroupBy>>)'\n";
+
+    #[test]
+    fn walkthrough_rule_renders_its_documented_query() {
+        let c = Config::from_yaml(WALKTHROUGH, "walkthrough.yaml").unwrap();
+        let pods = names(&["frontend-server-abcd-0123", "fronted-server-abcd-4567"]);
+        let q = custom(
+            &c.rules[0],
+            "http_requests_total",
+            &GroupResource::pods(),
+            Some("production"),
+            Objects::Named(&pods),
+            &MetricSelector::everything(),
+        )
+        .unwrap();
+        assert_eq!(
+            q.promql,
+            "sum(rate(http_requests_total{kubernetes_namespace=\"production\",kubernetes_pod_name=~\"frontend-server-abcd-0123|fronted-server-abcd-4567\"}[2m])) by (kubernetes_pod_name)"
+        );
+        assert_eq!(q.resource_label, "kubernetes_pod_name");
+        let ns = names(&["production"]);
+        let q = custom(
+            &c.rules[0],
+            "http_requests_total",
+            &GroupResource::namespaces(),
+            None,
+            Objects::Named(&ns),
+            &MetricSelector::everything(),
+        )
+        .unwrap();
+        assert_eq!(
+            q.promql,
+            "sum(rate(http_requests_total{kubernetes_namespace=\"production\"}[2m])) by (kubernetes_namespace)"
         );
     }
 
