@@ -162,6 +162,21 @@ impl Index {
         self.vpas.remove(&(namespace.to_owned(), name.to_owned()));
     }
 
+    /// Forgets every VPA (before a relist replaces them).
+    pub fn clear_vpas(&mut self) {
+        self.vpas.clear();
+    }
+
+    /// Forgets every controller of `kind` (before a relist replaces them).
+    pub fn clear_controllers(&mut self, kind: &str) {
+        self.controllers.retain(|(_, k, _), _| k != kind);
+    }
+
+    /// Forgets every LimitRange (before a relist replaces them).
+    pub fn clear_limit_ranges(&mut self) {
+        self.limit_ranges.clear();
+    }
+
     /// How many VPAs are cached.
     #[must_use]
     pub fn vpa_count(&self) -> usize {
@@ -661,6 +676,30 @@ pub(crate) mod tests {
         index.apply_vpa(vpa("web-vpa", "Deployment", "web", serde_json::json!({})));
         index.delete_controller("shop", "ReplicaSet", "web-7d9f");
         assert!(index.match_vpa(&web_pod()).is_err());
+    }
+
+    #[test]
+    fn clearing_forgets_only_what_was_asked() {
+        let mut index = index_with_web();
+        index.apply_vpa(vpa("web-vpa", "Deployment", "web", serde_json::json!({})));
+        index.clear_controllers("Deployment");
+        assert!(
+            index.match_vpa(&web_pod()).is_err(),
+            "the Deployment is gone"
+        );
+        let mut index = index_with_web();
+        index.apply_vpa(vpa("web-vpa", "Deployment", "web", serde_json::json!({})));
+        index.clear_controllers("StatefulSet");
+        assert_eq!(matched(&index, &web_pod()).as_deref(), Some("web-vpa"));
+        index.clear_vpas();
+        assert_eq!(index.vpa_count(), 0);
+        assert_eq!(matched(&index, &web_pod()), None);
+        index.apply_limit_range(&limit_range(
+            "a",
+            serde_json::json!([{"type": "Container", "max": {"cpu": "1"}}]),
+        ));
+        index.clear_limit_ranges();
+        assert_eq!(index.limits("shop").unwrap(), NamespaceLimits::default());
     }
 
     #[test]

@@ -7,10 +7,14 @@
 //! - [`index`]: the caches requests read (VPAs, controllers, LimitRanges);
 //! - [`placement`]: the cost placement patch (toleration + node affinity);
 //! - [`mutate`]: one pod → its JSON patch (pure);
-//! - [`server`]: the axum router, deadline and metrics.
+//! - [`server`]: the axum router, deadline and metrics;
+//! - [`watch`]: the watches that keep the index current;
+//! - [`run`]: flags and the process (HTTPS with certificate reload).
 
 pub mod index;
 pub mod mutate;
 pub mod placement;
 pub mod review;
+pub mod run;
 pub mod server;
+pub mod watch;
