@@ -4,64 +4,18 @@
 //! original pod (RFC 6902 `add`) and the result read back as a Pod.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use axum::Router;
 use base64::Engine as _;
+use common::{cluster_index, fixture};
 use http_body_util::BodyExt as _;
-use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
-use k8s_openapi::api::batch::v1::{CronJob, Job};
-use k8s_openapi::api::core::v1::{LimitRange, Pod};
+use k8s_openapi::api::core::v1::Pod;
 use prometheus_client::registry::Registry;
-use serde::Deserialize;
-use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
-use tailor_admission_webhook::index::{Index, RecommenderFilter};
 use tailor_admission_webhook::placement::PlacementConfig;
 use tailor_admission_webhook::server::{AppState, DEFAULT_DEADLINE, Metrics, router};
-use tailor_api::VerticalPodAutoscaler;
-use tailor_api::target::TargetObject;
 use tower::ServiceExt as _;
-
-fn fixture(name: &str) -> String {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name);
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-/// The index the watches would have built from `cluster.yaml`.
-fn cluster_index() -> Index {
-    let mut index = Index::new(RecommenderFilter::Any);
-    for doc in serde_yaml::Deserializer::from_str(&fixture("cluster.yaml")) {
-        let value = serde_json::to_value(serde_yaml::Value::deserialize(doc).unwrap()).unwrap();
-        let kind = value["kind"].as_str().unwrap().to_owned();
-        match kind.as_str() {
-            "Deployment" => {
-                let o: Deployment = serde_json::from_value(value).unwrap();
-                index.apply_controller(TargetObject::Deployment(&o));
-            }
-            "ReplicaSet" => {
-                let o: ReplicaSet = serde_json::from_value(value).unwrap();
-                index.apply_controller(TargetObject::ReplicaSet(&o));
-            }
-            "CronJob" => {
-                let o: CronJob = serde_json::from_value(value).unwrap();
-                index.apply_controller(TargetObject::CronJob(&o));
-            }
-            "Job" => {
-                let o: Job = serde_json::from_value(value).unwrap();
-                index.apply_controller(TargetObject::Job(&o));
-            }
-            "VerticalPodAutoscaler" => {
-                index.apply_vpa(serde_json::from_value::<VerticalPodAutoscaler>(value).unwrap());
-            }
-            "LimitRange" => {
-                index.apply_limit_range(&serde_json::from_value::<LimitRange>(value).unwrap());
-            }
-            other => panic!("cluster.yaml: unexpected kind {other}"),
-        }
-    }
-    index
-}
 
 fn app(placement: PlacementConfig) -> (Router, Registry) {
     let mut registry = Registry::with_prefix("tailor_webhook");
