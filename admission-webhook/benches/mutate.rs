@@ -13,7 +13,7 @@ use std::hint::black_box;
 use std::sync::{Arc, RwLock};
 use tailor_admission_webhook::mutate::mutate;
 use tailor_admission_webhook::placement::PlacementConfig;
-use tailor_admission_webhook::review::{self, Review, ResponseReview};
+use tailor_admission_webhook::review::{self, ResponseReview, Review};
 use tailor_admission_webhook::server::{AppState, DEFAULT_DEADLINE, Metrics, router};
 use tower::ServiceExt as _;
 

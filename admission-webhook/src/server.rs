@@ -238,6 +238,7 @@ mod tests {
     use super::*;
     use crate::index::RecommenderFilter;
     use http_body_util::BodyExt as _;
+    use proptest::strategy::Strategy as _;
     use tower::ServiceExt as _;
 
     fn state(deadline: Duration) -> (Arc<AppState>, Registry) {
@@ -357,6 +358,72 @@ mod tests {
             serde_json::json!({"uid": "u-1", "allowed": true})
         );
         assert!(metrics_text(&registry).contains("reason=\"timeout\"} 1"));
+    }
+
+    fn mutate_body(body: Vec<u8>) -> (StatusCode, serde_json::Value) {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let (state, _) = state(DEFAULT_DEADLINE);
+            let request = http::Request::post("/mutate")
+                .body(axum::body::Body::from(body))
+                .unwrap();
+            let response = router(state).oneshot(request).await.unwrap();
+            let status = response.status();
+            let bytes = response.into_body().collect().await.unwrap().to_bytes();
+            (status, serde_json::from_slice(&bytes).unwrap())
+        })
+    }
+
+    fn assert_well_formed(status: StatusCode, body: &serde_json::Value) {
+        match status {
+            StatusCode::OK => {
+                assert_eq!(body["apiVersion"], "admission.k8s.io/v1", "{body}");
+                assert_eq!(body["kind"], "AdmissionReview", "{body}");
+                assert_eq!(body["response"]["allowed"], true, "{body}");
+                assert!(
+                    !body["response"]["uid"].as_str().unwrap().is_empty(),
+                    "{body}"
+                );
+            }
+            StatusCode::BAD_REQUEST => {
+                assert_eq!(body["kind"], "Status", "{body}");
+                assert!(!body["message"].as_str().unwrap().is_empty(), "{body}");
+            }
+            other => panic!("unexpected status {other}: {body}"),
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+        #[test]
+        fn any_bytes_get_a_review_or_a_400(body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..256)) {
+            let (status, json) = mutate_body(body);
+            assert_well_formed(status, &json);
+        }
+
+        #[test]
+        fn any_pod_object_gets_a_review_or_a_400(
+            object in proptest::prelude::prop_oneof![
+                proptest::prelude::Just(serde_json::json!(null)),
+                proptest::prelude::Just(serde_json::json!({"spec": {"containers": [{"name": "a", "resources": {"requests": {"cpu": "x"}}}]}})),
+                proptest::prelude::Just(serde_json::json!({"metadata": {"labels": {"app": 1}}})),
+                proptest::prelude::Just(serde_json::json!({"spec": {"containers": [{}]}})),
+                "[a-z]{0,6}".prop_map(|s| serde_json::json!({"metadata": {"name": s}, "spec": {"containers": [{"name": "a"}]}})),
+            ],
+            operation in proptest::prelude::prop_oneof![proptest::prelude::Just("CREATE"), proptest::prelude::Just("UPDATE")],
+        ) {
+            let body = serde_json::to_vec(&serde_json::json!({
+                "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+                "request": {"uid": "u", "kind": {"group": "", "version": "v1", "kind": "Pod"},
+                            "operation": operation, "namespace": "shop", "object": object}
+            })).unwrap();
+            let (status, json) = mutate_body(body);
+            assert_well_formed(status, &json);
+        }
     }
 
     #[tokio::test]
