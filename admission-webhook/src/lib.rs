@@ -1,1 +1,20 @@
-//! `tailor-admission-webhook`: rewrites pod requests at creation. Not implemented yet (see the open issue).
+//! `tailor-admission-webhook`: rewrites pod resources at creation from the
+//! matching VPA's recommendation, and optionally steers interruption-tolerant
+//! pods to spot capacity. A pod is never blocked: every failure admits it
+//! unchanged.
+//!
+//! - [`review`]: AdmissionReview v1 parsing and responses;
+//! - [`index`]: the caches requests read (VPAs, controllers, LimitRanges);
+//! - [`placement`]: the cost placement patch (toleration + node affinity);
+//! - [`mutate`]: one pod → its JSON patch (pure);
+//! - [`server`]: the axum router, deadline and metrics;
+//! - [`watch`]: the watches that keep the index current;
+//! - [`run`]: flags and the process (HTTPS with certificate reload).
+
+pub mod index;
+pub mod mutate;
+pub mod placement;
+pub mod review;
+pub mod run;
+pub mod server;
+pub mod watch;
