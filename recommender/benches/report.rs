@@ -25,7 +25,9 @@ const HISTORY: i64 = 8 * 86_400;
 
 fn data(end: i64) -> OpenMetrics {
     let from = end - HISTORY - HOUR;
-    let times: Vec<i64> = (0..=(end - from) / SCRAPE).map(|i| from + i * SCRAPE).collect();
+    let times: Vec<i64> = (0..=(end - from) / SCRAPE)
+        .map(|i| from + i * SCRAPE)
+        .collect();
     let sparse = [(from + HOUR) * 1000, end * 1000];
     let mut m = OpenMetrics::new();
     for w in 0..WORKLOADS {
@@ -53,17 +55,24 @@ fn data(end: i64) -> OpenMetrics {
         m.gauge(
             "container_memory_working_set_bytes",
             &labels,
-            times
-                .iter()
-                .map(|&t| (t * 1000, (2e8 + ((t / SCRAPE + w as i64) % 31) as f64 * 4e6))),
+            times.iter().map(|&t| {
+                (
+                    t * 1000,
+                    (2e8 + ((t / SCRAPE + w as i64) % 31) as f64 * 4e6),
+                )
+            }),
         )
         .unwrap();
         let ksm = [("namespace", ns.as_str()), ("pod", pod.as_str())];
         for (resource, v) in [("cpu", 0.5), ("memory", 536_870_912.0)] {
             let mut l = ksm.to_vec();
             l.extend([("container", "main"), ("resource", resource)]);
-            m.gauge("kube_pod_container_resource_requests", &l, sparse.map(|t| (t, v)))
-                .unwrap();
+            m.gauge(
+                "kube_pod_container_resource_requests",
+                &l,
+                sparse.map(|t| (t, v)),
+            )
+            .unwrap();
         }
         let mut l = ksm.to_vec();
         l.extend([
@@ -71,7 +80,8 @@ fn data(end: i64) -> OpenMetrics {
             ("owner_name", rs.as_str()),
             ("owner_is_controller", "true"),
         ]);
-        m.gauge("kube_pod_owner", &l, sparse.map(|t| (t, 1.0))).unwrap();
+        m.gauge("kube_pod_owner", &l, sparse.map(|t| (t, 1.0)))
+            .unwrap();
         m.gauge(
             "kube_replicaset_owner",
             &[
