@@ -1,0 +1,22 @@
+//! `tailor-recommender` binary.
+
+use clap::Parser as _;
+use tailor_recommender::cli::{Cli, Command};
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = match &cli.command {
+        Command::Recommend(args) => tailor_recommender::cli::recommend(args).await,
+    };
+    match result {
+        Ok(out) => {
+            print!("{out}");
+            std::process::ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
