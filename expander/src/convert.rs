@@ -612,15 +612,12 @@ fn node_template(id: &str, parts: NodeParts<'_>) -> Result<NodeTemplate, Convert
     };
     let capacity = Resources::new(cpu, memory);
     // A template without allocatable is all allocatable (nothing reserved).
-    let (allocatable, list) = match parts.allocatable {
+    let allocatable = match parts.allocatable {
         Some(list) => {
             let a = subject.pair("status.allocatable", [list[0], list[1]])?;
-            (
-                Resources::new(a[0].unwrap_or(cpu), a[1].unwrap_or(memory)),
-                list,
-            )
+            Resources::new(a[0].unwrap_or(cpu), a[1].unwrap_or(memory))
         }
-        None => (capacity, capacity_list),
+        None => capacity,
     };
     let count = |field: &str, value: Option<&str>| -> Result<Option<u32>, ConvertError> {
         let Some(s) = value else { return Ok(None) };
@@ -634,11 +631,16 @@ fn node_template(id: &str, parts: NodeParts<'_>) -> Result<NodeTemplate, Convert
             )
         })
     };
-    let max_pods = match count("status.allocatable.pods", list[2])? {
+    // Allocatable first, then capacity, for the pod limit and the GPUs.
+    let allocatable_list = parts.allocatable.unwrap_or([None; 4]);
+    let max_pods = match count("status.allocatable.pods", allocatable_list[2])? {
         Some(p) => p,
         None => count("status.capacity.pods", capacity_list[2])?.unwrap_or(DEFAULT_MAX_PODS),
     };
-    let gpus = match count("status.allocatable[\"nvidia.com/gpu\"]", list[3])? {
+    let gpus = match count(
+        "status.allocatable[\"nvidia.com/gpu\"]",
+        allocatable_list[3],
+    )? {
         Some(g) => g,
         None => count("status.capacity[\"nvidia.com/gpu\"]", capacity_list[3])?.unwrap_or(0),
     };
@@ -682,4 +684,295 @@ fn node_template(id: &str, parts: NodeParts<'_>) -> Result<NodeTemplate, Convert
         // Cluster Autoscaler's request does not say; assume the group exists.
         exists: true,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::{node_to_pb, pod_to_pb};
+    use rstest::rstest;
+    use serde_json::{Value, json};
+
+    const MIB: i64 = 1 << 20;
+    const GIB: i64 = 1 << 30;
+
+    fn pod(spec: Value) -> json::Pod {
+        serde_json::from_value(json!({
+            "metadata": {"name": "web-0", "namespace": "shop"},
+            "spec": spec,
+        }))
+        .unwrap()
+    }
+
+    fn c(requests: Value) -> Value {
+        json!({"name": "c", "resources": {"requests": requests}})
+    }
+
+    /// Converts through both sources and checks they agree.
+    fn both(p: &json::Pod) -> Result<PodRequest, ConvertError> {
+        let from_json = pod_from_json(p);
+        let from_pb = pod_from_pb(&pod_to_pb(p));
+        assert_eq!(from_json, from_pb, "JSON and protobuf conversions differ");
+        from_json
+    }
+
+    #[rstest]
+    #[case::one_container(json!({"containers": [c(json!({"cpu": "250m", "memory": "64Mi"}))]}), 250, 64 * MIB)]
+    #[case::containers_add(
+        json!({"containers": [c(json!({"cpu": "250m", "memory": "64Mi"})), c(json!({"cpu": "1", "memory": "1Gi"}))]}),
+        1250, GIB + 64 * MIB)]
+    #[case::no_requests(json!({"containers": [{"name": "c"}]}), 0, 0)]
+    #[case::limits_default_requests(
+        json!({"containers": [{"name": "c", "resources": {"limits": {"cpu": "2", "memory": "1Gi"}}}]}),
+        2000, GIB)]
+    #[case::request_wins_over_limit(
+        json!({"containers": [{"name": "c", "resources": {"requests": {"cpu": "500m"}, "limits": {"cpu": "2", "memory": "1Gi"}}}]}),
+        500, GIB)]
+    #[case::init_max_when_larger(
+        json!({"containers": [c(json!({"cpu": "100m", "memory": "100Mi"}))],
+               "initContainers": [c(json!({"cpu": "2", "memory": "10Mi"})), c(json!({"cpu": "1", "memory": "50Mi"}))]}),
+        2000, 100 * MIB)]
+    #[case::sidecar_adds(
+        json!({"containers": [c(json!({"cpu": "1", "memory": "1Gi"}))],
+               "initContainers": [{"name": "proxy", "restartPolicy": "Always", "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}}}]}),
+        1100, GIB + 128 * MIB)]
+    #[case::init_after_sidecar_counts_it(
+        json!({"containers": [c(json!({"cpu": "100m", "memory": "10Mi"}))],
+               "initContainers": [
+                   {"name": "proxy", "restartPolicy": "Always", "resources": {"requests": {"cpu": "500m"}}},
+                   c(json!({"cpu": "1"}))]}),
+        1500, 10 * MIB)]
+    #[case::overhead_adds(
+        json!({"containers": [c(json!({"cpu": "1", "memory": "1Gi"}))], "overhead": {"cpu": "250m", "memory": "120Mi"}}),
+        1250, GIB + 120 * MIB)]
+    #[case::pod_level_wins(
+        json!({"containers": [c(json!({"cpu": "1", "memory": "1Gi"}))], "resources": {"requests": {"cpu": "3"}}}),
+        3000, GIB)]
+    fn pod_requests(#[case] spec: Value, #[case] cpu: i64, #[case] memory: i64) {
+        let p = both(&pod(spec)).unwrap();
+        assert_eq!(p.requests, Resources::new(cpu, memory));
+        assert_eq!(p.name, "shop/web-0");
+    }
+
+    #[test]
+    fn placement_constraints() {
+        let p = both(&pod(json!({
+            "containers": [c(json!({"cpu": "1"}))],
+            "priority": -20,
+            "nodeSelector": {"disk": "ssd"},
+            "tolerations": [
+                {"key": "spot", "operator": "Exists", "effect": "NoSchedule"},
+                {"key": "team", "value": "a"},
+                {"operator": "Exists"}
+            ],
+            "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+                "nodeSelectorTerms": [
+                    {"matchExpressions": [{"key": "zone", "operator": "In", "values": ["a", "b"]}]},
+                    {"matchExpressions": [{"key": "gen", "operator": "Gt", "values": ["5"]},
+                                          {"key": "arm", "operator": "DoesNotExist"}]}
+                ]}}}
+        })))
+        .unwrap();
+        assert_eq!(p.priority, -20);
+        assert_eq!(p.node_selector["disk"], "ssd");
+        assert_eq!(
+            p.tolerations,
+            vec![
+                Toleration {
+                    key: "spot".into(),
+                    operator: TolerationOperator::Exists,
+                    value: String::new(),
+                    effect: Some(TaintEffect::NoSchedule),
+                },
+                Toleration {
+                    key: "team".into(),
+                    operator: TolerationOperator::Equal,
+                    value: "a".into(),
+                    effect: None,
+                },
+                Toleration {
+                    key: String::new(),
+                    operator: TolerationOperator::Exists,
+                    value: String::new(),
+                    effect: None,
+                },
+            ]
+        );
+        assert_eq!(p.required_node_affinity.len(), 2);
+        assert_eq!(
+            p.required_node_affinity[1].match_expressions[0],
+            NodeSelectorRequirement {
+                key: "gen".into(),
+                operator: SelectorOperator::Gt,
+                values: vec!["5".into()],
+            }
+        );
+        assert_eq!(
+            p.required_node_affinity[1].match_expressions[1].operator,
+            SelectorOperator::DoesNotExist
+        );
+    }
+
+    #[test]
+    fn pod_without_spec_or_name() {
+        let p: json::Pod =
+            serde_json::from_value(json!({"metadata": {"generateName": "job-"}})).unwrap();
+        let r = both(&p).unwrap();
+        assert_eq!((r.name.as_str(), r.requests), ("job-", Resources::ZERO));
+    }
+
+    #[rstest]
+    #[case::bad_cpu(
+        json!({"containers": [c(json!({"cpu": "lots"}))]}),
+        "spec.containers[0].resources.requests.cpu")]
+    #[case::negative_memory(
+        json!({"containers": [c(json!({"cpu": "1"})), c(json!({"memory": "-1Gi"}))]}),
+        "spec.containers[1].resources.requests.memory")]
+    #[case::bad_limit(
+        json!({"containers": [{"name": "c", "resources": {"limits": {"cpu": "1x"}}}]}),
+        "spec.containers[0].resources.limits.cpu")]
+    #[case::bad_init(
+        json!({"containers": [], "initContainers": [c(json!({"memory": "12Qi"}))]}),
+        "spec.initContainers[0].resources.requests.memory")]
+    #[case::bad_overhead(
+        json!({"containers": [], "overhead": {"cpu": "x"}}),
+        "spec.overhead.cpu")]
+    #[case::bad_toleration_operator(
+        json!({"containers": [], "tolerations": [{"key": "a", "operator": "Matches"}]}),
+        "spec.tolerations[0].operator")]
+    #[case::bad_toleration_effect(
+        json!({"containers": [], "tolerations": [{"key": "a", "effect": "NoWay"}]}),
+        "spec.tolerations[0].effect")]
+    #[case::bad_affinity_operator(
+        json!({"containers": [], "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+            "nodeSelectorTerms": [{"matchExpressions": [{"key": "a", "operator": "Near"}]}]}}}}),
+        "spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[0].matchExpressions[0].operator")]
+    fn bad_pods_name_the_field(#[case] spec: Value, #[case] field: &str) {
+        let err = both(&pod(spec)).unwrap_err();
+        assert_eq!(
+            (err.kind, err.name.as_str(), err.field.as_str()),
+            ("Pod", "shop/web-0", field)
+        );
+        assert!(
+            err.to_string()
+                .starts_with(&format!("Pod \"shop/web-0\", field {field}: ")),
+            "{err}"
+        );
+    }
+
+    fn node(value: Value) -> json::Node {
+        serde_json::from_value(value).unwrap()
+    }
+
+    fn both_nodes(n: &json::Node) -> Result<NodeTemplate, ConvertError> {
+        let from_json = node_from_json("group", n);
+        assert_eq!(
+            from_json,
+            node_from_pb("group", &node_to_pb(n)),
+            "JSON and protobuf differ"
+        );
+        from_json
+    }
+
+    #[test]
+    fn node_template_fields() {
+        let t = both_nodes(&node(json!({
+            "metadata": {"name": "tmpl", "labels": {
+                "node.kubernetes.io/instance-type": "g5.xlarge",
+                "karpenter.sh/capacity-type": "spot"}},
+            "spec": {"taints": [{"key": "nvidia.com/gpu", "value": "true", "effect": "NoSchedule"}]},
+            "status": {
+                "capacity": {"cpu": "4", "memory": "16Gi", "pods": "58", "nvidia.com/gpu": "1"},
+                "allocatable": {"cpu": "3920m", "memory": "15Gi", "pods": "58", "nvidia.com/gpu": "1"}}
+        })))
+        .unwrap();
+        assert_eq!(t.capacity, Resources::new(4000, 16 * GIB));
+        assert_eq!(t.allocatable, Resources::new(3920, 15 * GIB));
+        assert_eq!((t.max_pods, t.gpus, t.exists), (58, 1, true));
+        assert_eq!(t.price.instance_types, vec!["g5.xlarge".to_owned()]);
+        assert_eq!(t.price.capacity_type, CapacityType::Spot);
+        assert_eq!(
+            t.taints,
+            vec![Taint {
+                key: "nvidia.com/gpu".into(),
+                value: "true".into(),
+                effect: TaintEffect::NoSchedule
+            }]
+        );
+        assert_eq!(t.labels.len(), 2);
+    }
+
+    #[rstest]
+    #[case::karpenter_on_demand("karpenter.sh/capacity-type", "on-demand", CapacityType::OnDemand)]
+    #[case::karpenter_reserved("karpenter.sh/capacity-type", "reserved", CapacityType::OnDemand)]
+    #[case::eks_spot("eks.amazonaws.com/capacityType", "SPOT", CapacityType::Spot)]
+    #[case::eks_on_demand("eks.amazonaws.com/capacityType", "ON_DEMAND", CapacityType::OnDemand)]
+    #[case::unrelated("example.com/kind", "spot", CapacityType::OnDemand)]
+    fn capacity_type_labels(
+        #[case] label: &str,
+        #[case] value: &str,
+        #[case] expected: CapacityType,
+    ) {
+        let t = both_nodes(&node(json!({
+            "metadata": {"labels": {label: value, "beta.kubernetes.io/instance-type": "m4.large"}},
+            "status": {"capacity": {"cpu": "2", "memory": "8Gi"}}
+        })))
+        .unwrap();
+        assert_eq!(t.price.capacity_type, expected);
+        assert_eq!(t.price.instance_types, vec!["m4.large".to_owned()]);
+    }
+
+    #[test]
+    fn node_defaults() {
+        // No allocatable: all of capacity; no pods entry: the kubelet default.
+        let t = both_nodes(&node(json!({
+            "metadata": {"name": "n"},
+            "status": {"capacity": {"cpu": "2", "memory": "8Gi"}}
+        })))
+        .unwrap();
+        assert_eq!(t.allocatable, t.capacity);
+        assert_eq!((t.max_pods, t.gpus), (DEFAULT_MAX_PODS, 0));
+        assert!(t.price.instance_types.is_empty());
+        assert_eq!(t.price.capacity_type, CapacityType::OnDemand);
+    }
+
+    #[rstest]
+    #[case::no_status(json!({"metadata": {"name": "n"}}), "status.capacity", "is missing")]
+    #[case::no_cpu(json!({"metadata": {"name": "n"}, "status": {"capacity": {"memory": "1Gi"}}}), "status.capacity.cpu", "is missing")]
+    #[case::no_memory(json!({"metadata": {"name": "n"}, "status": {"capacity": {"cpu": "1"}}}), "status.capacity.memory", "is missing")]
+    #[case::bad_cpu(json!({"metadata": {"name": "n"}, "status": {"capacity": {"cpu": "one", "memory": "1Gi"}}}), "status.capacity.cpu", "malformed")]
+    #[case::bad_allocatable(json!({"metadata": {"name": "n"}, "status": {"capacity": {"cpu": "1", "memory": "1Gi"}, "allocatable": {"memory": "-5"}}}), "status.allocatable.memory", "negative")]
+    #[case::bad_pods(json!({"metadata": {"name": "n"}, "status": {"capacity": {"cpu": "1", "memory": "1Gi", "pods": "-3"}}}), "status.capacity.pods", "not a count")]
+    #[case::bad_gpus(json!({"metadata": {"name": "n"}, "status": {"capacity": {"cpu": "1", "memory": "1Gi", "nvidia.com/gpu": "1.5x"}}}), "status.capacity[\"nvidia.com/gpu\"]", "malformed")]
+    #[case::bad_taint(json!({"metadata": {"name": "n"}, "spec": {"taints": [{"key": "k", "effect": "Sometimes"}]}, "status": {"capacity": {"cpu": "1", "memory": "1Gi"}}}), "spec.taints[0].effect", "Sometimes")]
+    #[case::bad_capacity_type(json!({"metadata": {"name": "n", "labels": {"karpenter.sh/capacity-type": "cheap"}}, "status": {"capacity": {"cpu": "1", "memory": "1Gi"}}}), "metadata.labels[\"karpenter.sh/capacity-type\"]", "cheap")]
+    fn bad_nodes_name_the_field(#[case] value: Value, #[case] field: &str, #[case] reason: &str) {
+        let err = both_nodes(&node(value)).unwrap_err();
+        assert_eq!(
+            (err.kind, err.name.as_str(), err.field.as_str()),
+            ("Node", "n", field)
+        );
+        assert!(err.reason.contains(reason), "{err}");
+    }
+
+    #[test]
+    fn unnamed_template_is_named_after_its_group() {
+        let err = both_nodes(&node(json!({}))).unwrap_err();
+        assert_eq!(err.name, "<template of group>");
+    }
+
+    proptest::proptest! {
+        /// Requests add up over any containers, whichever source they come from.
+        #[test]
+        fn container_requests_sum(reqs in proptest::collection::vec((0i64..64_000, 0i64..1 << 36), 0..12)) {
+            let containers: Vec<Value> = reqs
+                .iter()
+                .map(|(cpu, mem)| c(json!({"cpu": format!("{cpu}m"), "memory": mem.to_string()})))
+                .collect();
+            let p = both(&pod(json!({"containers": containers}))).unwrap();
+            let cpu: i64 = reqs.iter().map(|r| r.0).sum();
+            let mem: i64 = reqs.iter().map(|r| r.1).sum();
+            proptest::prop_assert_eq!(p.requests, Resources::new(cpu, mem));
+        }
+    }
 }

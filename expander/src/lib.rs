@@ -12,6 +12,7 @@ pub mod engine;
 pub mod grpc;
 pub mod output;
 pub mod request;
+pub mod wire;
 
 pub use cli::{Cli, Command};
 pub use engine::{DecideError, Expander, Explanation, Request};
