@@ -224,3 +224,118 @@ pub fn node_count(index: usize, id: &str, count: i64) -> Result<u32, DecideError
         count,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tailor_core::resources::Resources;
+    use tailor_core::scheduling::PodRequest;
+
+    const GIB: i64 = 1 << 30;
+
+    fn option(id: &str, pods: usize) -> ExpansionOption {
+        ExpansionOption {
+            node_group_id: id.into(),
+            node_count: 1,
+            pods: (0..pods)
+                .map(|i| PodRequest::new(format!("p{i}"), Resources::new(1000, GIB)))
+                .collect(),
+            debug: String::new(),
+        }
+    }
+
+    fn template() -> NodeTemplate {
+        NodeTemplate {
+            capacity: Resources::new(4000, 16 * GIB),
+            allocatable: Resources::new(4000, 16 * GIB),
+            max_pods: 110,
+            exists: true,
+            ..NodeTemplate::default()
+        }
+    }
+
+    fn request(ids: &[(&str, usize)], templates: &[&str]) -> Request {
+        Request {
+            options: ids.iter().map(|&(id, n)| option(id, n)).collect(),
+            templates: templates
+                .iter()
+                .map(|id| ((*id).to_owned(), template()))
+                .collect(),
+        }
+    }
+
+    fn expander(spec: &str) -> Expander {
+        Expander::new(spec, &ChainConfig::default(), 3, 0).unwrap()
+    }
+
+    #[test]
+    fn bad_requests() {
+        let e = expander("least-waste");
+        assert_eq!(
+            e.decide(&request(&[], &["a"])).unwrap_err(),
+            DecideError::NoOptions
+        );
+        let err = e
+            .decide(&request(&[("a", 1), ("b", 1)], &["a"]))
+            .unwrap_err();
+        assert_eq!(
+            err,
+            DecideError::UnknownGroup {
+                index: 1,
+                id: "b".into()
+            }
+        );
+        assert_eq!(
+            err.to_string(),
+            "option 1 names node group \"b\", which has no node in nodeMap"
+        );
+        assert_eq!(
+            e.decide(&request(&[("a", 1), ("b", 1), ("a", 2)], &["a", "b"]))
+                .unwrap_err(),
+            DecideError::DuplicateGroup {
+                id: "a".into(),
+                first: 0,
+                second: 2
+            }
+        );
+        assert_eq!(
+            node_count(4, "x", -1).unwrap_err().to_string(),
+            "option 4 (\"x\") has a negative nodeCount -1"
+        );
+    }
+
+    #[test]
+    fn ties_survive_unless_random_is_named() {
+        let r = request(&[("a", 1), ("b", 1), ("c", 3)], &["a", "b", "c"]);
+        // a and b waste the same; c packs more.
+        let all = expander("least-nodes").decide(&r).unwrap();
+        assert_eq!(all.best, vec![0, 1, 2]);
+        assert!(all.chosen.is_some());
+        let ties = expander("most-pods").decide(&r).unwrap();
+        assert_eq!(ties.best, vec![2]);
+        let lw = expander("least-nodes,least-waste").decide(&r).unwrap();
+        assert_eq!(lw.best, vec![2]);
+        let r = request(&[("a", 1), ("b", 1)], &["a", "b"]);
+        let tied = expander("least-waste").decide(&r).unwrap();
+        assert_eq!(tied.best, vec![0, 1]);
+        assert_eq!(tied.steps.last().unwrap().strategy, "random");
+        let one = expander("least-waste,random").decide(&r).unwrap();
+        assert_eq!(one.best.len(), 1);
+        assert_eq!(one.best[0], one.chosen.unwrap());
+        assert_eq!(one.chosen, tied.chosen, "same seed, same pick");
+    }
+
+    #[test]
+    fn output_names_groups() {
+        let r = request(&[("a", 1), ("b", 2)], &["a", "b"]);
+        let x = expander("most-pods").decide(&r).unwrap();
+        let out = serde_json::to_value(x.to_output(&r)).unwrap();
+        assert_eq!(
+            out,
+            serde_json::json!({
+                "best": ["b"],
+                "steps": [{"strategy": "most-pods", "scores": {"a": 1.0, "b": 2.0}, "survivors": ["b"]}]
+            })
+        );
+    }
+}

@@ -208,3 +208,98 @@ pub async fn serve(
         .await
         .map_err(ServeError::Transport)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::request::DecideRequest;
+    use crate::wire::request_to_proto;
+    use prost::bytes::Bytes;
+    use tailor_core::expander::ChainConfig;
+
+    fn fixture(name: &str) -> BestOptionsRequest {
+        let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+        request_to_proto(
+            &DecideRequest::from_json(&std::fs::read_to_string(path).unwrap()).unwrap(),
+        )
+    }
+
+    fn service(spec: &str) -> ExpanderService {
+        let expander = Expander::new(spec, &ChainConfig::default(), 0, 0).unwrap();
+        ExpanderService::new(Arc::new(expander), Metrics::default())
+    }
+
+    fn ids(r: &BestOptionsResponse) -> Vec<&str> {
+        r.options.iter().map(|o| o.node_group_id.as_str()).collect()
+    }
+
+    #[test]
+    fn returns_survivors_byte_for_byte() {
+        let s = service("least-waste");
+        let request = fixture("least-waste.json");
+        let reply = s.answer(request.clone());
+        assert_eq!(ids(&reply), vec!["b"]);
+        assert_eq!(reply.options[0], request.options[1]);
+        assert_eq!(s.metrics.count("decided"), 1);
+    }
+
+    #[test]
+    fn internal_errors_return_all_options() {
+        let s = service("least-waste");
+        let mut bad_pod = fixture("least-waste.json");
+        bad_pod.options[0].pod[0] = Bytes::from_static(b"\xff\xff");
+        assert_eq!(ids(&s.answer(bad_pod.clone())), vec!["a", "b", "c"]);
+        assert_eq!(s.answer(bad_pod.clone()).options, bad_pod.options);
+
+        let mut no_template = fixture("least-waste.json");
+        no_template.node_map.remove("c");
+        assert_eq!(ids(&s.answer(no_template)), vec!["a", "b", "c"]);
+
+        assert_eq!(s.metrics.count("protobuf"), 2);
+        assert_eq!(s.metrics.count("unknown_group"), 1);
+        assert_eq!(s.metrics.count("decided"), 0);
+        let mut registry = Registry::with_prefix("tailor_expander");
+        s.metrics.register(&mut registry);
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        assert!(
+            text.contains("tailor_expander_grpc_requests_total{outcome=\"protobuf\"} 2"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn nothing_priceable_returns_all_options() {
+        // No instance type in any template and no explicit price: `price`
+        // drops every option, which must not turn into "do not scale up".
+        let catalog = tailor_core::catalog::Catalog::from_csv(
+            "instance_type,vcpu,memory_mib,gpus,architectures,current_generation,burstable,bare_metal,on_demand_usd_per_hour\nm5.large,2,8192,0,x86_64,true,false,false,0.096\n",
+        )
+        .unwrap();
+        let config = ChainConfig {
+            pricing: Some(Arc::new(catalog)),
+            ..ChainConfig::default()
+        };
+        let s = ExpanderService::new(
+            Arc::new(Expander::new("price", &config, 0, 0).unwrap()),
+            Metrics::default(),
+        );
+        let reply = s.answer(fixture("least-waste.json"));
+        assert_eq!(ids(&reply), vec!["a", "b", "c"]);
+        assert_eq!(s.metrics.count("no_survivors"), 1);
+        let err = s.decide(&fixture("least-waste.json")).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("a: no price for a: instance type \"m5.xlarge\" is not in the catalog"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn empty_request_gets_empty_reply() {
+        let s = service("least-waste");
+        let reply = s.answer(BestOptionsRequest::default());
+        assert!(reply.options.is_empty());
+        assert_eq!(s.metrics.count("no_options"), 1);
+    }
+}

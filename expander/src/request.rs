@@ -59,7 +59,7 @@ pub enum RequestError {
         /// 0-based pod position in the option.
         index: usize,
         /// What was wrong.
-        source: ConvertError,
+        source: Box<ConvertError>,
     },
     /// A template node does not convert.
     #[error("nodeMap[{id:?}]: {source}")]
@@ -67,7 +67,7 @@ pub enum RequestError {
         /// The node group id.
         id: String,
         /// What was wrong.
-        source: ConvertError,
+        source: Box<ConvertError>,
     },
     /// Protobuf bytes do not decode as the Kubernetes message.
     #[error("{what} is not a protobuf-encoded k8s.io.api.core.v1 object: {source}")]
@@ -115,7 +115,7 @@ impl DecideRequest {
                         option: i,
                         id: o.node_group_id.clone(),
                         index,
-                        source,
+                        source: Box::new(source),
                     })
                 })
                 .collect::<Result<Vec<_>, _>>()?;
@@ -134,7 +134,7 @@ impl DecideRequest {
                     .map(|t| (id.clone(), t))
                     .map_err(|source| RequestError::Node {
                         id: id.clone(),
-                        source,
+                        source: Box::new(source),
                     })
             })
             .collect::<Result<HashMap<_, _>, _>>()?;
@@ -164,7 +164,7 @@ pub fn from_proto(request: &proto::BestOptionsRequest) -> Result<Request, Reques
                 option: i,
                 id: o.node_group_id.clone(),
                 index,
-                source,
+                source: Box::new(source),
             })?;
             cache.insert(bytes.as_ref(), p.clone());
             pods.push(p);
@@ -186,9 +186,96 @@ pub fn from_proto(request: &proto::BestOptionsRequest) -> Result<Request, Reques
         })?;
         let t = convert::node_from_pb(id, &node).map_err(|source| RequestError::Node {
             id: id.clone(),
-            source,
+            source: Box::new(source),
         })?;
         templates.insert(id.clone(), t);
     }
     Ok(Request { options, templates })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::request_to_proto;
+    use prost::bytes::Bytes;
+
+    fn fixture(name: &str) -> String {
+        let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+        std::fs::read_to_string(&path).unwrap()
+    }
+
+    #[test]
+    fn protobuf_and_json_agree_on_fixtures() {
+        for name in ["least-waste.json", "price.json", "cost.json"] {
+            let file = DecideRequest::from_json(&fixture(name)).unwrap();
+            let from_json = file.to_request().unwrap();
+            let from_pb = from_proto(&request_to_proto(&file)).unwrap();
+            assert_eq!(from_json, from_pb, "{name}");
+            assert!(from_json.options.iter().all(|o| !o.pods.is_empty()));
+        }
+    }
+
+    #[test]
+    fn json_errors_say_where() {
+        let err = DecideRequest::from_json(r#"{"options": [], "nodes": {}}"#).unwrap_err();
+        assert!(err.to_string().contains("unknown field `nodes`"), "{err}");
+        let err = DecideRequest::from_json(r#"{"options": [{"nodeCount": 1}]}"#).unwrap_err();
+        assert!(
+            err.to_string().contains("missing field `nodeGroupId`"),
+            "{err}"
+        );
+        let file = DecideRequest::from_json(
+            r#"{"options": [
+                {"nodeGroupId": "a", "nodeCount": 1, "pod": [{"metadata": {"name": "ok"}}]},
+                {"nodeGroupId": "b", "nodeCount": 1, "pods": [
+                    {"metadata": {"name": "ok"}},
+                    {"metadata": {"name": "bad", "namespace": "ns"},
+                     "spec": {"containers": [{"name": "c", "resources": {"requests": {"cpu": "fast"}}}]}}]}],
+                "nodeMap": {}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            file.options[0].pods.len(),
+            1,
+            "`pod` is accepted for `pods`"
+        );
+        let err = file.to_request().unwrap_err();
+        assert!(
+            err.to_string().starts_with(
+                "option 1 (\"b\"), pod 1: Pod \"ns/bad\", field spec.containers[0].resources.requests.cpu: quantity \"fast\""
+            ),
+            "{err}"
+        );
+        assert_eq!(err.label(), "pod");
+        let err = DecideRequest::from_json(
+            r#"{"options": [{"nodeGroupId": "a", "nodeCount": -2}], "nodeMap": {}}"#,
+        )
+        .unwrap()
+        .to_request()
+        .unwrap_err();
+        assert_eq!(err.label(), "negative_count");
+    }
+
+    #[test]
+    fn protobuf_errors_say_where() {
+        let file = DecideRequest::from_json(&fixture("least-waste.json")).unwrap();
+        let mut request = request_to_proto(&file);
+        request.options[2].pod[1] = Bytes::from_static(&[0x0a, 0xff]);
+        let err = from_proto(&request).unwrap_err();
+        assert!(
+            err.to_string().starts_with(
+                "options[2].pod[1] is not a protobuf-encoded k8s.io.api.core.v1 object"
+            ),
+            "{err}"
+        );
+        let mut request = request_to_proto(&file);
+        request
+            .node_map
+            .insert("c".into(), Bytes::from_static(&[0xff]));
+        let err = from_proto(&request).unwrap_err();
+        assert!(
+            err.to_string().starts_with("nodeMap[\"c\"] is not"),
+            "{err}"
+        );
+    }
 }
