@@ -112,28 +112,28 @@ pub struct ServeArgs {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// A file could not be read.
-    #[error("reading {path}: {source}")]
+    #[error("reading {path}: {error}")]
     Read {
         /// The file.
         path: PathBuf,
         /// Why.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The catalog or its overrides are malformed.
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Catalog {
         /// The file.
         path: PathBuf,
         /// What is wrong.
-        source: CatalogError,
+        error: CatalogError,
     },
     /// The priorities are malformed.
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Priorities {
         /// The file.
         path: PathBuf,
         /// What is wrong.
-        source: ExpanderError,
+        error: ExpanderError,
     },
     /// The chain is malformed or lacks an input.
     #[error("--expander: {0}")]
@@ -152,9 +152,9 @@ pub enum ConfigError {
 }
 
 fn read(path: &Path) -> Result<String, ConfigError> {
-    std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+    std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
         path: path.to_owned(),
-        source,
+        error,
     })
 }
 
@@ -191,34 +191,35 @@ impl ChainArgs {
                 reason: "must be a number ≥ 0",
             });
         }
-        let catalog =
-            match &self.catalog {
-                Some(path) => Some(Catalog::from_csv(&read(path)?).map_err(|source| {
-                    ConfigError::Catalog {
+        let catalog = match &self.catalog {
+            Some(path) => {
+                Some(
+                    Catalog::from_csv(&read(path)?).map_err(|error| ConfigError::Catalog {
                         path: path.clone(),
-                        source,
-                    }
-                })?),
-                None => None,
-            };
+                        error,
+                    })?,
+                )
+            }
+            None => None,
+        };
         let catalog = match &self.overrides {
             Some(path) => Some(
                 catalog
                     .unwrap_or_default()
                     .with_overrides_yaml(&read(path)?)
-                    .map_err(|source| ConfigError::Catalog {
+                    .map_err(|error| ConfigError::Catalog {
                         path: path.clone(),
-                        source,
+                        error,
                     })?,
             ),
             None => catalog,
         };
         let priorities = match &self.priorities {
             Some(path) => Some(
-                PriorityFilter::from_yaml(&priorities_text(&read(path)?)).map_err(|source| {
+                PriorityFilter::from_yaml(&priorities_text(&read(path)?)).map_err(|error| {
                     ConfigError::Priorities {
                         path: path.clone(),
-                        source,
+                        error,
                     }
                 })?,
             ),

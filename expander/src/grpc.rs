@@ -182,10 +182,10 @@ pub struct TlsPem {
 pub enum ServeError {
     /// The TLS certificate or key was rejected.
     #[error("TLS configuration: {0}")]
-    Tls(#[source] tonic::transport::Error),
+    Tls(tonic::transport::Error),
     /// The server stopped with an error.
     #[error("gRPC server: {0}")]
-    Transport(#[source] tonic::transport::Error),
+    Transport(tonic::transport::Error),
 }
 
 /// Serves `service` on `listener` (TLS when `tls` is given) until `shutdown`

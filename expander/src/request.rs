@@ -48,9 +48,9 @@ pub struct OptionIn {
 pub enum RequestError {
     /// The JSON does not have the request's shape.
     #[error("request is not a BestOptionsRequest: {0}")]
-    Json(#[from] serde_json::Error),
+    Json(serde_json::Error),
     /// A pod of an option does not convert.
-    #[error("option {option} ({id:?}), pod {index}: {source}")]
+    #[error("option {option} ({id:?}), pod {index}: {error}")]
     Pod {
         /// 0-based option position.
         option: usize,
@@ -59,23 +59,23 @@ pub enum RequestError {
         /// 0-based pod position in the option.
         index: usize,
         /// What was wrong.
-        source: Box<ConvertError>,
+        error: Box<ConvertError>,
     },
     /// A template node does not convert.
-    #[error("nodeMap[{id:?}]: {source}")]
+    #[error("nodeMap[{id:?}]: {error}")]
     Node {
         /// The node group id.
         id: String,
         /// What was wrong.
-        source: Box<ConvertError>,
+        error: Box<ConvertError>,
     },
     /// Protobuf bytes do not decode as the Kubernetes message.
-    #[error("{what} is not a protobuf-encoded k8s.io.api.core.v1 object: {source}")]
+    #[error("{what} is not a protobuf-encoded k8s.io.api.core.v1 object: {error}")]
     Decode {
         /// Which field, e.g. `options[2].pod[5]`.
         what: String,
         /// The decoder's message.
-        source: prost::DecodeError,
+        error: prost::DecodeError,
     },
     /// The request is well-formed but cannot be decided.
     #[error(transparent)]
@@ -99,7 +99,7 @@ impl RequestError {
 impl DecideRequest {
     /// Parses the request file.
     pub fn from_json(text: &str) -> Result<DecideRequest, RequestError> {
-        Ok(serde_json::from_str(text)?)
+        serde_json::from_str(text).map_err(RequestError::Json)
     }
 
     /// Converts pods and nodes to the core's types.
@@ -111,11 +111,11 @@ impl DecideRequest {
                 .iter()
                 .enumerate()
                 .map(|(index, p)| {
-                    convert::pod_from_json(p).map_err(|source| RequestError::Pod {
+                    convert::pod_from_json(p).map_err(|error| RequestError::Pod {
                         option: i,
                         id: o.node_group_id.clone(),
                         index,
-                        source: Box::new(source),
+                        error: Box::new(error),
                     })
                 })
                 .collect::<Result<Vec<_>, _>>()?;
@@ -132,9 +132,9 @@ impl DecideRequest {
             .map(|(id, node)| {
                 convert::node_from_json(id, node)
                     .map(|t| (id.clone(), t))
-                    .map_err(|source| RequestError::Node {
+                    .map_err(|error| RequestError::Node {
                         id: id.clone(),
-                        source: Box::new(source),
+                        error: Box::new(error),
                     })
             })
             .collect::<Result<HashMap<_, _>, _>>()?;
@@ -154,17 +154,17 @@ pub fn from_proto(request: &proto::BestOptionsRequest) -> Result<Request, Reques
                 pods.push(p.clone());
                 continue;
             }
-            let pod = k8s_pb::api::core::v1::Pod::decode(bytes.as_ref()).map_err(|source| {
+            let pod = k8s_pb::api::core::v1::Pod::decode(bytes.as_ref()).map_err(|error| {
                 RequestError::Decode {
                     what: format!("options[{i}].pod[{index}]"),
-                    source,
+                    error,
                 }
             })?;
-            let p = convert::pod_from_pb(&pod).map_err(|source| RequestError::Pod {
+            let p = convert::pod_from_pb(&pod).map_err(|error| RequestError::Pod {
                 option: i,
                 id: o.node_group_id.clone(),
                 index,
-                source: Box::new(source),
+                error: Box::new(error),
             })?;
             cache.insert(bytes.as_ref(), p.clone());
             pods.push(p);
@@ -178,15 +178,15 @@ pub fn from_proto(request: &proto::BestOptionsRequest) -> Result<Request, Reques
     }
     let mut templates = HashMap::with_capacity(request.node_map.len());
     for (id, bytes) in &request.node_map {
-        let node = k8s_pb::api::core::v1::Node::decode(bytes.as_ref()).map_err(|source| {
+        let node = k8s_pb::api::core::v1::Node::decode(bytes.as_ref()).map_err(|error| {
             RequestError::Decode {
                 what: format!("nodeMap[{id:?}]"),
-                source,
+                error,
             }
         })?;
-        let t = convert::node_from_pb(id, &node).map_err(|source| RequestError::Node {
+        let t = convert::node_from_pb(id, &node).map_err(|error| RequestError::Node {
             id: id.clone(),
-            source: Box::new(source),
+            error: Box::new(error),
         })?;
         templates.insert(id.clone(), t);
     }
