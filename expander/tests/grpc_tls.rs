@@ -202,3 +202,80 @@ async fn untrusted_servers_are_refused() {
     );
     let _ = server.stop.send(());
 }
+
+#[tokio::test]
+async fn the_serve_command_answers_and_stops_on_sigterm() {
+    let pki = Pki::generate("cluster-autoscaler", None).unwrap();
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_tailor-expander"))
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--expander",
+        ])
+        .arg("least-waste")
+        .arg("--tls-cert-file")
+        .arg(&pki.server().cert_path)
+        .arg("--tls-private-key-file")
+        .arg(&pki.server().key_path)
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    // Wait for the listener: up to 200 attempts, 50 ms apart.
+    let tls = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(&pki.ca().cert_pem))
+        .domain_name("localhost");
+    let mut channel = None;
+    for _ in 0..200 {
+        let endpoint = Channel::from_shared(format!("https://127.0.0.1:{port}"))
+            .unwrap()
+            .tls_config(tls.clone())
+            .unwrap();
+        if let Ok(c) = endpoint.connect().await {
+            channel = Some(c);
+            break;
+        }
+        assert!(child.try_wait().unwrap().is_none(), "serve exited early");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let mut client = ExpanderClient::new(channel.expect("serve never listened"));
+    let reply = client
+        .best_options(proto_request("least-waste.json"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(ids(&reply), vec!["b"]);
+
+    let pid = child.id().unwrap().to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = child.wait().await.unwrap();
+    assert!(status.success(), "serve exited with {status}");
+}
+
+#[test]
+fn serve_refuses_to_run_without_tls() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tailor-expander"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--expander",
+            "least-waste",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("serve needs --tls-cert-file and --tls-private-key-file (or --plaintext)"),
+        "{stderr}"
+    );
+}
