@@ -1,1 +1,39 @@
-//! `tailor-expander`: picks node groups by price or least waste. Not implemented yet (see the open issue).
+//! `tailor-expander`: picks the node group to grow, by price or least waste.
+//!
+//! The decisions themselves are `tailor_core::expander`; this crate converts
+//! Kubernetes objects into the core's types ([`convert`]), reads Cluster
+//! Autoscaler's `BestOptionsRequest` in JSON and protobuf ([`request`]), runs
+//! one decision ([`engine`]), explains it ([`output`]), and serves CA's gRPC
+//! expander protocol over TLS ([`grpc`]).
+
+pub mod cli;
+pub mod convert;
+pub mod engine;
+pub mod grpc;
+pub mod output;
+pub mod request;
+pub mod wire;
+
+pub use cli::{Cli, Command};
+pub use engine::{DecideError, Expander, Explanation, Request};
+
+/// Runs a parsed command line; returns what `decide` prints.
+pub async fn run(cli: Cli) -> anyhow::Result<Option<String>> {
+    match cli.command {
+        Command::Decide(args) => cli::decide(&args).map(Some),
+        Command::Serve(args) => {
+            init_tracing(&args.log_filter)?;
+            cli::serve(&args).await.map(|()| None)
+        }
+    }
+}
+
+fn init_tracing(filter: &str) -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .map_err(|e| anyhow::anyhow!("--log-filter {filter:?}: {e}"))?;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init()
+        .map_err(|e| anyhow::anyhow!("installing the log subscriber: {e}"))
+}

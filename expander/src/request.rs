@@ -1,0 +1,281 @@
+//! The `BestOptionsRequest`, in JSON (the `decide` file) and in protobuf (the
+//! gRPC call), turned into a core [`Request`].
+
+use crate::convert::{self, ConvertError};
+use crate::engine::{DecideError, Request, node_count};
+use crate::grpc::proto;
+use k8s_openapi::api::core::v1 as json;
+use prost::Message;
+use serde::Deserialize;
+use std::collections::{BTreeMap, HashMap};
+use tailor_core::expander::ExpansionOption;
+use tailor_core::scheduling::PodRequest;
+
+/// The `decide` request file: CA's `BestOptionsRequest` with ordinary
+/// Kubernetes JSON objects.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DecideRequest {
+    /// The scale-up options.
+    pub options: Vec<OptionIn>,
+    /// Node group id → template node.
+    #[serde(default)]
+    pub node_map: BTreeMap<String, json::Node>,
+}
+
+/// One option of the `decide` request file.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OptionIn {
+    /// Node group id.
+    pub node_group_id: String,
+    /// Nodes to add.
+    #[serde(default)]
+    pub node_count: i64,
+    /// Pods that would schedule (`pod` as in the proto is accepted too).
+    #[serde(default, alias = "pod")]
+    pub pods: Vec<json::Pod>,
+    /// Debug text.
+    #[serde(default)]
+    pub debug: String,
+    /// Similar node groups (carried, not used).
+    #[serde(default)]
+    pub similar_node_group_ids: Vec<String>,
+}
+
+/// A request could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum RequestError {
+    /// The JSON does not have the request's shape.
+    #[error("request is not a BestOptionsRequest: {0}")]
+    Json(serde_json::Error),
+    /// A pod of an option does not convert.
+    #[error("option {option} ({id:?}), pod {index}: {error}")]
+    Pod {
+        /// 0-based option position.
+        option: usize,
+        /// The option's node group id.
+        id: String,
+        /// 0-based pod position in the option.
+        index: usize,
+        /// What was wrong.
+        error: Box<ConvertError>,
+    },
+    /// A template node does not convert.
+    #[error("nodeMap[{id:?}]: {error}")]
+    Node {
+        /// The node group id.
+        id: String,
+        /// What was wrong.
+        error: Box<ConvertError>,
+    },
+    /// Protobuf bytes do not decode as the Kubernetes message.
+    #[error("{what} is not a protobuf-encoded k8s.io.api.core.v1 object: {error}")]
+    Decode {
+        /// Which field, e.g. `options[2].pod[5]`.
+        what: String,
+        /// The decoder's message.
+        error: prost::DecodeError,
+    },
+    /// The request is well-formed but cannot be decided.
+    #[error(transparent)]
+    Decide(#[from] DecideError),
+}
+
+impl RequestError {
+    /// A stable label for metrics.
+    #[must_use]
+    pub const fn label(&self) -> &'static str {
+        match self {
+            RequestError::Json(_) => "json",
+            RequestError::Pod { .. } => "pod",
+            RequestError::Node { .. } => "node",
+            RequestError::Decode { .. } => "protobuf",
+            RequestError::Decide(e) => e.label(),
+        }
+    }
+}
+
+impl DecideRequest {
+    /// Parses the request file.
+    pub fn from_json(text: &str) -> Result<DecideRequest, RequestError> {
+        serde_json::from_str(text).map_err(RequestError::Json)
+    }
+
+    /// Converts pods and nodes to the core's types.
+    pub fn to_request(&self) -> Result<Request, RequestError> {
+        let mut options = Vec::with_capacity(self.options.len());
+        for (i, o) in self.options.iter().enumerate() {
+            let pods = o
+                .pods
+                .iter()
+                .enumerate()
+                .map(|(index, p)| {
+                    convert::pod_from_json(p).map_err(|error| RequestError::Pod {
+                        option: i,
+                        id: o.node_group_id.clone(),
+                        index,
+                        error: Box::new(error),
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            options.push(ExpansionOption {
+                node_group_id: o.node_group_id.clone(),
+                node_count: node_count(i, &o.node_group_id, o.node_count)?,
+                pods,
+                debug: o.debug.clone(),
+            });
+        }
+        let templates = self
+            .node_map
+            .iter()
+            .map(|(id, node)| {
+                convert::node_from_json(id, node)
+                    .map(|t| (id.clone(), t))
+                    .map_err(|error| RequestError::Node {
+                        id: id.clone(),
+                        error: Box::new(error),
+                    })
+            })
+            .collect::<Result<HashMap<_, _>, _>>()?;
+        Ok(Request { options, templates })
+    }
+}
+
+/// Converts a gRPC request. Pods are decoded once per distinct encoding: CA
+/// lists the same pending pod under every option it fits.
+pub fn from_proto(request: &proto::BestOptionsRequest) -> Result<Request, RequestError> {
+    let mut cache: HashMap<&[u8], PodRequest> = HashMap::new();
+    let mut options = Vec::with_capacity(request.options.len());
+    for (i, o) in request.options.iter().enumerate() {
+        let mut pods = Vec::with_capacity(o.pod.len());
+        for (index, bytes) in o.pod.iter().enumerate() {
+            if let Some(p) = cache.get(bytes.as_ref()) {
+                pods.push(p.clone());
+                continue;
+            }
+            let pod = k8s_pb::api::core::v1::Pod::decode(bytes.as_ref()).map_err(|error| {
+                RequestError::Decode {
+                    what: format!("options[{i}].pod[{index}]"),
+                    error,
+                }
+            })?;
+            let p = convert::pod_from_pb(&pod).map_err(|error| RequestError::Pod {
+                option: i,
+                id: o.node_group_id.clone(),
+                index,
+                error: Box::new(error),
+            })?;
+            cache.insert(bytes.as_ref(), p.clone());
+            pods.push(p);
+        }
+        options.push(ExpansionOption {
+            node_group_id: o.node_group_id.clone(),
+            node_count: node_count(i, &o.node_group_id, i64::from(o.node_count))?,
+            pods,
+            debug: o.debug.clone(),
+        });
+    }
+    let mut templates = HashMap::with_capacity(request.node_map.len());
+    for (id, bytes) in &request.node_map {
+        let node = k8s_pb::api::core::v1::Node::decode(bytes.as_ref()).map_err(|error| {
+            RequestError::Decode {
+                what: format!("nodeMap[{id:?}]"),
+                error,
+            }
+        })?;
+        let t = convert::node_from_pb(id, &node).map_err(|error| RequestError::Node {
+            id: id.clone(),
+            error: Box::new(error),
+        })?;
+        templates.insert(id.clone(), t);
+    }
+    Ok(Request { options, templates })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::request_to_proto;
+    use prost::bytes::Bytes;
+
+    fn fixture(name: &str) -> String {
+        let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+        std::fs::read_to_string(&path).unwrap()
+    }
+
+    #[test]
+    fn protobuf_and_json_agree_on_fixtures() {
+        for name in ["least-waste.json", "price.json", "cost.json"] {
+            let file = DecideRequest::from_json(&fixture(name)).unwrap();
+            let from_json = file.to_request().unwrap();
+            let from_pb = from_proto(&request_to_proto(&file)).unwrap();
+            assert_eq!(from_json, from_pb, "{name}");
+            assert!(from_json.options.iter().all(|o| !o.pods.is_empty()));
+        }
+    }
+
+    #[test]
+    fn json_errors_say_where() {
+        let err = DecideRequest::from_json(r#"{"options": [], "nodes": {}}"#).unwrap_err();
+        assert!(err.to_string().contains("unknown field `nodes`"), "{err}");
+        let err = DecideRequest::from_json(r#"{"options": [{"nodeCount": 1}]}"#).unwrap_err();
+        assert!(
+            err.to_string().contains("missing field `nodeGroupId`"),
+            "{err}"
+        );
+        let file = DecideRequest::from_json(
+            r#"{"options": [
+                {"nodeGroupId": "a", "nodeCount": 1, "pod": [{"metadata": {"name": "ok"}}]},
+                {"nodeGroupId": "b", "nodeCount": 1, "pods": [
+                    {"metadata": {"name": "ok"}},
+                    {"metadata": {"name": "bad", "namespace": "ns"},
+                     "spec": {"containers": [{"name": "c", "resources": {"requests": {"cpu": "fast"}}}]}}]}],
+                "nodeMap": {}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            file.options[0].pods.len(),
+            1,
+            "`pod` is accepted for `pods`"
+        );
+        let err = file.to_request().unwrap_err();
+        assert!(
+            err.to_string().starts_with(
+                "option 1 (\"b\"), pod 1: Pod \"ns/bad\", field spec.containers[0].resources.requests.cpu: quantity \"fast\""
+            ),
+            "{err}"
+        );
+        assert_eq!(err.label(), "pod");
+        let err = DecideRequest::from_json(
+            r#"{"options": [{"nodeGroupId": "a", "nodeCount": -2}], "nodeMap": {}}"#,
+        )
+        .unwrap()
+        .to_request()
+        .unwrap_err();
+        assert_eq!(err.label(), "negative_count");
+    }
+
+    #[test]
+    fn protobuf_errors_say_where() {
+        let file = DecideRequest::from_json(&fixture("least-waste.json")).unwrap();
+        let mut request = request_to_proto(&file);
+        request.options[2].pod[1] = Bytes::from_static(&[0x0a, 0xff]);
+        let err = from_proto(&request).unwrap_err();
+        assert!(
+            err.to_string().starts_with(
+                "options[2].pod[1] is not a protobuf-encoded k8s.io.api.core.v1 object"
+            ),
+            "{err}"
+        );
+        let mut request = request_to_proto(&file);
+        request
+            .node_map
+            .insert("c".into(), Bytes::from_static(&[0xff]));
+        let err = from_proto(&request).unwrap_err();
+        assert!(
+            err.to_string().starts_with("nodeMap[\"c\"] is not"),
+            "{err}"
+        );
+    }
+}
