@@ -7,11 +7,10 @@ use crate::index::{Index, LimitRangeError, MatchError};
 use crate::placement::{self, PlacementConfig};
 use k8s_openapi::api::core::v1::Pod;
 use std::collections::BTreeMap;
-use tailor_api::convert::ConversionError;
+use tailor_api::convert::{ConversionError, partial_resources};
 use tailor_core::admission::{self, AdmissionContainer, AdmissionPod, PatchOperation};
 use tailor_core::policy::{PartialResources, PodRecommendation};
-use tailor_core::quantity::{self, QuantityError};
-use tailor_core::resources::ResourceName;
+use tailor_core::quantity::QuantityError;
 
 /// Why a pod could not be processed; the pod is admitted unchanged.
 #[derive(Debug, thiserror::Error)]
@@ -90,24 +89,12 @@ fn partial(
     field: &str,
     list: Option<&QuantityMap>,
 ) -> Result<PartialResources, MutateError> {
-    let mut out = PartialResources::NONE;
-    for (name, q) in list.into_iter().flatten() {
-        let Some(resource) = ResourceName::parse(name) else {
-            continue;
-        };
-        let parsed = match resource {
-            ResourceName::Cpu => quantity::cpu_millis(&q.0),
-            ResourceName::Memory => quantity::memory_bytes(&q.0),
-        };
-        let v = parsed.map_err(|source| MutateError::PodQuantity {
-            pod: pod_name(pod),
-            index,
-            field: format!("{field}.{name}"),
-            source: Box::new(source),
-        })?;
-        out = out.with(resource, Some(v));
-    }
-    Ok(out)
+    partial_resources(list).map_err(|bad| MutateError::PodQuantity {
+        pod: pod_name(pod),
+        index,
+        field: format!("{field}.{}", bad.resource),
+        source: Box::new(bad.source),
+    })
 }
 
 /// The pod's regular containers (not init or ephemeral ones, as upstream)

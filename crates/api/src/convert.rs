@@ -103,28 +103,53 @@ impl Ctx {
         field: &str,
         list: Option<&ResourceList>,
     ) -> Result<PartialResources, ConversionError> {
-        let mut out = PartialResources::NONE;
-        for (name, q) in list.into_iter().flatten() {
-            let Some(resource) = ResourceName::parse(name) else {
-                continue;
-            };
-            let parsed = match resource {
-                ResourceName::Cpu => quantity::cpu_millis(&q.0),
-                ResourceName::Memory => quantity::memory_bytes(&q.0),
-            };
-            let amount = parsed.map_err(|source| {
-                self.err(
-                    format!("{field}.{name}"),
-                    ConversionProblem::InvalidQuantity {
-                        value: q.0.clone(),
-                        source,
-                    },
-                )
-            })?;
-            out = out.with(resource, Some(amount));
-        }
-        Ok(out)
+        partial_resources(list).map_err(|bad| {
+            self.err(
+                format!("{field}.{}", bad.resource),
+                ConversionProblem::InvalidQuantity {
+                    value: bad.value,
+                    source: bad.source,
+                },
+            )
+        })
     }
+}
+
+/// A quantity in a `ResourceList` that does not parse.
+#[derive(Debug)]
+pub struct BadQuantity {
+    /// The resource it was given for (`cpu`, `memory`).
+    pub resource: String,
+    /// The text as written.
+    pub value: String,
+    /// Why it does not parse.
+    pub source: QuantityError,
+}
+
+/// CPU (millicores) and memory (bytes) from a Kubernetes `ResourceList`
+/// (container requests or limits, VPA min/maxAllowed); other resources are
+/// ignored.
+///
+/// # Errors
+/// The first CPU or memory quantity that does not parse, with its resource.
+pub fn partial_resources(list: Option<&ResourceList>) -> Result<PartialResources, BadQuantity> {
+    let mut out = PartialResources::NONE;
+    for (name, q) in list.into_iter().flatten() {
+        let Some(resource) = ResourceName::parse(name) else {
+            continue;
+        };
+        let parsed = match resource {
+            ResourceName::Cpu => quantity::cpu_millis(&q.0),
+            ResourceName::Memory => quantity::memory_bytes(&q.0),
+        };
+        let amount = parsed.map_err(|source| BadQuantity {
+            resource: name.clone(),
+            value: q.0.clone(),
+            source,
+        })?;
+        out = out.with(resource, Some(amount));
+    }
+    Ok(out)
 }
 
 /// The VPA's update mode in core terms (absent: `Recreate`, upstream's
