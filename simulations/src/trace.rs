@@ -127,6 +127,23 @@ fn integer(source_name: &str, line: usize, field: &str, raw: &str) -> Result<i64
     })
 }
 
+/// The field at `index` of a split row, or an error naming the missing column.
+fn column<'a>(
+    source_name: &str,
+    line: usize,
+    fields: &[&'a str],
+    index: usize,
+    name: &str,
+) -> Result<&'a str, TraceError> {
+    fields.get(index).copied().ok_or_else(|| {
+        malformed(
+            source_name,
+            line,
+            format!("row has {} fields, missing `{name}`", fields.len()),
+        )
+    })
+}
+
 /// Opens a file, transparently decompressing `.gz`.
 pub fn open(path: &Path) -> Result<Box<dyn BufRead>, TraceError> {
     let file = File::open(path).map_err(|error| TraceError::Io {
@@ -266,15 +283,7 @@ pub fn read_native(source_name: &str, reader: impl BufRead) -> Result<Trace, Tra
             columns = Some(idx);
             continue;
         };
-        let field = |i: usize, name: &str| {
-            fields.get(idx[i]).copied().ok_or_else(|| {
-                malformed(
-                    source_name,
-                    line,
-                    format!("row has {} fields, missing `{name}`", fields.len()),
-                )
-            })
-        };
+        let field = |i: usize, name: &str| column(source_name, line, &fields, idx[i], name);
         let t = integer(source_name, line, "timestamp", field(0, "timestamp")?)?;
         let workload = field(1, "workload")?;
         if workload.is_empty() {
@@ -350,15 +359,7 @@ pub fn read_bitbrains(
             columns = Some(idx);
             continue;
         };
-        let get = |i: usize| {
-            fields.get(idx[i]).copied().ok_or_else(|| {
-                malformed(
-                    source_name,
-                    line,
-                    format!("row has {} fields, missing `{}`", fields.len(), WANTED[i]),
-                )
-            })
-        };
+        let get = |i: usize| column(source_name, line, &fields, idx[i], WANTED[i]);
         let t = integer(source_name, line, WANTED[0], get(0)?)?;
         let cores = number(source_name, line, WANTED[1], get(1)?)?;
         let pct = number(source_name, line, WANTED[2], get(2)?)?;
@@ -611,15 +612,7 @@ pub fn read_google_2019(
             columns = Some(idx);
             continue;
         };
-        let get = |i: usize, name: &str| {
-            fields.get(idx[i]).copied().ok_or_else(|| {
-                malformed(
-                    source_name,
-                    line,
-                    format!("row has {} fields, missing `{name}`", fields.len()),
-                )
-            })
-        };
+        let get = |i: usize, name: &str| column(source_name, line, &fields, idx[i], name);
         let micros = integer(source_name, line, "start_time", get(0, "start_time")?)?;
         let collection = get(1, "collection_id")?;
         if collection.is_empty() {
