@@ -7,8 +7,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::spec::{
-    LEGACY_SCALE_UP_LIMIT_FACTOR, LEGACY_SCALE_UP_LIMIT_MINIMUM, ResolvedRules, ScalingPolicyKind,
-    SelectPolicy,
+    LEGACY_SCALE_UP_LIMIT_FACTOR, LEGACY_SCALE_UP_LIMIT_MINIMUM, ResolvedRules, ScalingPolicy,
+    ScalingPolicyKind, SelectPolicy,
 };
 
 /// A raw (pre-stabilisation) recommendation and when it was made.
@@ -127,6 +127,28 @@ fn clamp_i32(v: i64) -> i32 {
     v.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32
 }
 
+/// Folds every policy's proposed count with `pick`. Each policy starts from
+/// the count at the start of its period (changes made within it undone);
+/// `Disabled` allows no change.
+fn policy_limit(
+    state: &HpaState,
+    now: f64,
+    current: i32,
+    rules: &ResolvedRules,
+    pick: fn(i64, i64) -> i64,
+    propose: impl Fn(i64, &ScalingPolicy) -> i64,
+) -> i32 {
+    let mut result: Option<i64> = None;
+    for p in &rules.policies {
+        let start = i64::from(current)
+            - change_in_period(&state.scale_up_events, now, p.period_seconds)
+            + change_in_period(&state.scale_down_events, now, p.period_seconds);
+        let proposed = propose(start, p);
+        result = Some(result.map_or(proposed, |r| pick(r, proposed)));
+    }
+    clamp_i32(result.unwrap_or(i64::from(current)))
+}
+
 /// The most replicas the scale-up policies allow now.
 #[must_use]
 pub fn scale_up_limit(state: &HpaState, now: f64, current: i32, rules: &ResolvedRules) -> i32 {
@@ -135,22 +157,13 @@ pub fn scale_up_limit(state: &HpaState, now: f64, current: i32, rules: &Resolved
         SelectPolicy::Min => i64::min,
         SelectPolicy::Max => i64::max,
     };
-    let mut result: Option<i64> = None;
-    for p in &rules.policies {
-        // The count at the start of the period, undoing changes made within it.
-        let start = i64::from(current)
-            - change_in_period(&state.scale_up_events, now, p.period_seconds)
-            + change_in_period(&state.scale_down_events, now, p.period_seconds);
-        let proposed = match p.kind {
-            ScalingPolicyKind::Pods => start + i64::from(p.value),
-            // Rounded up so that a small count can still grow.
-            ScalingPolicyKind::Percent => {
-                (start as f64 * (1.0 + f64::from(p.value) / 100.0)).ceil() as i64
-            }
-        };
-        result = Some(result.map_or(proposed, |r| pick(r, proposed)));
-    }
-    clamp_i32(result.unwrap_or(i64::from(current)))
+    policy_limit(state, now, current, rules, pick, |start, p| match p.kind {
+        ScalingPolicyKind::Pods => start + i64::from(p.value),
+        // Rounded up so that a small count can still grow.
+        ScalingPolicyKind::Percent => {
+            (start as f64 * (1.0 + f64::from(p.value) / 100.0)).ceil() as i64
+        }
+    })
 }
 
 /// The fewest replicas the scale-down policies allow now.
@@ -162,21 +175,11 @@ pub fn scale_down_limit(state: &HpaState, now: f64, current: i32, rules: &Resolv
         SelectPolicy::Min => i64::max,
         SelectPolicy::Max => i64::min,
     };
-    let mut result: Option<i64> = None;
-    for p in &rules.policies {
-        let start = i64::from(current)
-            - change_in_period(&state.scale_up_events, now, p.period_seconds)
-            + change_in_period(&state.scale_down_events, now, p.period_seconds);
-        let proposed = match p.kind {
-            ScalingPolicyKind::Pods => start - i64::from(p.value),
-            // Truncated, as upstream converts the float back to int32.
-            ScalingPolicyKind::Percent => {
-                (start as f64 * (1.0 - f64::from(p.value) / 100.0)) as i64
-            }
-        };
-        result = Some(result.map_or(proposed, |r| pick(r, proposed)));
-    }
-    clamp_i32(result.unwrap_or(i64::from(current)))
+    policy_limit(state, now, current, rules, pick, |start, p| match p.kind {
+        ScalingPolicyKind::Pods => start - i64::from(p.value),
+        // Truncated, as upstream converts the float back to int32.
+        ScalingPolicyKind::Percent => (start as f64 * (1.0 - f64::from(p.value) / 100.0)) as i64,
+    })
 }
 
 /// Applies the policies and min/max to a stabilised recommendation.
