@@ -29,6 +29,7 @@
 
 mod certs;
 mod error;
+pub mod kube_mock;
 mod moto;
 mod openmetrics;
 mod process;
