@@ -1,4 +1,5 @@
-//! Command line: `tailor-recommender recommend …`, the one-shot report.
+//! Command line: `tailor-recommender recommend …`, the one-shot report, and
+//! `tailor-recommender run …`, the controller.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -50,6 +51,8 @@ pub struct Cli {
 pub enum Command {
     /// One-shot report from Prometheus alone: current requests vs. recommendations and their cost.
     Recommend(RecommendArgs),
+    /// The controller: watch VPAs, recommend every interval, write their status and checkpoints.
+    Run(Box<crate::controller::run::RunArgs>),
 }
 
 /// The cost policy for the CPU target.
@@ -463,7 +466,9 @@ mod tests {
             "http://x",
         ])
         .unwrap();
-        let Command::Recommend(args) = cli.command;
+        let Command::Recommend(args) = cli.command else {
+            panic!("parsed as another command")
+        };
         assert_eq!(args.options.to_options(None), RecommenderOptions::default());
         assert_eq!(args.history, 8 * 86_400);
         assert_eq!(args.step, 3600);

@@ -1,0 +1,158 @@
+//! The initial history load: `--history-length` of usage from Prometheus at
+//! start, so the first loop already recommends. Containers of pods that no
+//! longer run are mapped to a VPA through kube-state-metrics' owner series
+//! (pod → ReplicaSet → Deployment, Job → CronJob), the same resolution as the
+//! one-shot report; their requests (the CPU sample weight) come from
+//! `kube_pod_container_resource_requests`.
+
+use super::state::VpaKey;
+use crate::prom::{
+    ContainerKey, ContainerRequests, History, Inventory, Owners, PromClient, PromError,
+    SeriesConfig,
+};
+use kube::ResourceExt as _;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use tailor_api::VerticalPodAutoscaler;
+use tailor_core::recommender::Timestamp;
+use tailor_core::resources::Resources;
+
+/// The window to load and its resolution.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HistoryWindow {
+    /// Seconds of history (`--history-length`).
+    pub length_secs: i64,
+    /// Seconds between samples (`--history-resolution`).
+    pub resolution_secs: i64,
+}
+
+/// Usage and owners over `[end − length, end]`.
+///
+/// # Errors
+/// Prometheus unreachable or answering with an error.
+pub async fn load(
+    prom: &PromClient,
+    series: &SeriesConfig,
+    window: HistoryWindow,
+    end: Timestamp,
+) -> Result<(History, Inventory), PromError> {
+    let start = end - window.length_secs;
+    let history = prom
+        .load_history(series, None, start, end, window.resolution_secs)
+        .await?;
+    let inventory = prom
+        .load_inventory(None, None, window.length_secs, end)
+        .await?;
+    Ok((history, inventory))
+}
+
+/// Maps a container instance to the VPA whose `targetRef` is its workload
+/// (first VPA in key order when several name it) and its last requests.
+#[derive(Debug, Default)]
+pub struct WorkloadResolver {
+    owners: Owners,
+    requests: BTreeMap<ContainerKey, ContainerRequests>,
+    by_target: BTreeMap<(String, String, String), VpaKey>,
+}
+
+impl WorkloadResolver {
+    /// A resolver over the inventory and the VPAs this recommender handles.
+    #[must_use]
+    pub fn new(inventory: Inventory, vpas: &BTreeMap<VpaKey, Arc<VerticalPodAutoscaler>>) -> Self {
+        let mut by_target = BTreeMap::new();
+        for (key, vpa) in vpas {
+            let t = &vpa.spec.target_ref;
+            by_target
+                .entry((
+                    vpa.namespace().unwrap_or_default(),
+                    t.kind.clone(),
+                    t.name.clone(),
+                ))
+                .or_insert_with(|| key.clone());
+        }
+        WorkloadResolver {
+            owners: inventory.owners,
+            requests: inventory.last_requests,
+            by_target,
+        }
+    }
+
+    /// The container's VPA and requests, when its workload has a VPA.
+    #[must_use]
+    pub fn resolve(&self, key: &ContainerKey) -> Option<(VpaKey, Resources)> {
+        let w = self.owners.resolve(&key.namespace, &key.pod);
+        let vpa = self.by_target.get(&(w.namespace, w.kind, w.name))?;
+        let r = self.requests.get(key).copied().unwrap_or_default();
+        Some((
+            vpa.clone(),
+            Resources::new(r.cpu_millis.unwrap_or(0), r.memory_bytes.unwrap_or(0)),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::prom::Owner;
+
+    fn vpa(name: &str, kind: &str, target: &str) -> Arc<VerticalPodAutoscaler> {
+        Arc::new(
+            serde_json::from_value(serde_json::json!({
+                "apiVersion": "autoscaling.k8s.io/v1", "kind": "VerticalPodAutoscaler",
+                "metadata": {"name": name, "namespace": "shop"},
+                "spec": {"targetRef": {"apiVersion": "apps/v1", "kind": kind, "name": target}}
+            }))
+            .unwrap(),
+        )
+    }
+
+    fn owner(kind: &str, name: &str) -> Vec<Owner> {
+        vec![Owner {
+            kind: kind.into(),
+            name: name.into(),
+            is_controller: true,
+        }]
+    }
+
+    #[test]
+    fn dead_pods_resolve_through_their_owners() {
+        let mut inv = Inventory::default();
+        inv.owners.pods.insert(
+            ("shop".into(), "web-1-abc".into()),
+            owner("ReplicaSet", "web-1"),
+        );
+        inv.owners
+            .replica_sets
+            .insert(("shop".into(), "web-1".into()), owner("Deployment", "web"));
+        inv.owners
+            .pods
+            .insert(("shop".into(), "db-0".into()), owner("StatefulSet", "db"));
+        let key = |pod: &str| ContainerKey {
+            namespace: "shop".into(),
+            pod: pod.into(),
+            container: "app".into(),
+        };
+        inv.last_requests.insert(
+            key("web-1-abc"),
+            ContainerRequests {
+                cpu_millis: Some(250),
+                memory_bytes: None,
+            },
+        );
+        let vpas: BTreeMap<VpaKey, _> = [
+            (VpaKey::new("shop", "web"), vpa("web", "Deployment", "web")),
+            (
+                VpaKey::new("shop", "web2"),
+                vpa("web2", "Deployment", "web"),
+            ),
+        ]
+        .into();
+        let r = WorkloadResolver::new(inv, &vpas);
+        assert_eq!(
+            r.resolve(&key("web-1-abc")),
+            Some((VpaKey::new("shop", "web"), Resources::new(250, 0)))
+        );
+        assert_eq!(r.resolve(&key("db-0")), None);
+        assert_eq!(r.resolve(&key("stray")), None);
+    }
+}

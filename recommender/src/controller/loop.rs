@@ -1,0 +1,526 @@
+//! One controller step: gather (the caller's snapshot of VPAs, pods, HPAs and
+//! target selectors) → update (pods → containers, fresh samples) → recommend
+//! → the statuses to write. [`Recommender::step`] is pure; [`write`] does the
+//! API calls the step asks for and counts what failed.
+
+use super::conditions::{self, Outcome};
+use super::state::{AggregateKey, ClusterState, ObservedContainer, SampleStats, VpaKey};
+use super::writer;
+use crate::prom::{ContainerKey, History};
+use k8s_openapi::api::autoscaling::v1::CrossVersionObjectReference;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::ResourceExt as _;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use tailor_api::VerticalPodAutoscaler;
+use tailor_api::VerticalPodAutoscalerStatus;
+use tailor_api::convert;
+use tailor_api::selector::Selector;
+use tailor_api::target::TargetError;
+use tailor_core::catalog::Rates;
+use tailor_core::policy::PodRecommendation;
+use tailor_core::recommender::{
+    CostAwareQuantile, PodResourceRecommender, RecommenderError, Timestamp,
+};
+use tailor_core::resources::Resources;
+
+/// Per-VPA cost policy annotation: `off`, `newsvendor` (the global
+/// `--under-provisioning-penalty`) or `newsvendor:<$ per core-hour>`.
+pub const COST_POLICY_ANNOTATION: &str = "tailor.dev/cost-policy";
+/// Hours in a month, for monthly costs (as the report).
+pub const HOURS_PER_MONTH: f64 = crate::report::HOURS_PER_MONTH;
+
+/// Resolves a VPA's `targetRef` to the selector of its pods.
+pub trait TargetLookup {
+    /// The selector of the pods `target` (in `namespace`) manages.
+    ///
+    /// # Errors
+    /// Unknown kind, missing object, or an invalid selector.
+    fn selector(
+        &self,
+        namespace: &str,
+        target: &CrossVersionObjectReference,
+    ) -> Result<Selector, TargetError>;
+}
+
+/// What a step reads: the watch caches' contents.
+#[derive(Clone, Copy)]
+pub struct Snapshot<'a> {
+    /// Every VPA in the cluster (filtered by recommender name in the step).
+    pub vpas: &'a [Arc<VerticalPodAutoscaler>],
+    /// Every pod.
+    pub pods: &'a [Arc<Pod>],
+    /// Every `autoscaling/v2` HPA.
+    pub hpas: &'a [Arc<HorizontalPodAutoscaler>],
+    /// The targets' selectors.
+    pub targets: &'a dyn TargetLookup,
+}
+
+/// How cost-aware CPU targets are chosen.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct CostConfig {
+    /// Prices.
+    pub rates: Rates,
+    /// The policy for VPAs without the annotation (`None`: upstream's percentile).
+    pub default_policy: Option<CostAwareQuantile>,
+    /// The global under-provisioning penalty, for `newsvendor` annotations.
+    pub penalty: Option<f64>,
+    /// Quantile clamp of the newsvendor policy.
+    pub min_quantile: f64,
+    /// Quantile clamp of the newsvendor policy.
+    pub max_quantile: f64,
+}
+
+impl CostConfig {
+    /// The CPU target policy of one VPA: its annotation, else the default.
+    ///
+    /// # Errors
+    /// An annotation that does not parse or gives an invalid policy, named.
+    pub fn policy_for(
+        &self,
+        vpa: &VerticalPodAutoscaler,
+    ) -> Result<Option<CostAwareQuantile>, String> {
+        let Some(value) = vpa.annotations().get(COST_POLICY_ANNOTATION) else {
+            return Ok(self.default_policy);
+        };
+        let bad = |why: &str| {
+            format!("metadata.annotations[{COST_POLICY_ANNOTATION}] = {value:?}: {why}")
+        };
+        let value_trimmed = value.trim();
+        let penalty = match value_trimmed.split_once(':') {
+            None if value_trimmed == "off" => return Ok(None),
+            None if value_trimmed == "newsvendor" => self.penalty.ok_or_else(|| {
+                bad("needs --under-provisioning-penalty, or write newsvendor:<$ per core-hour>")
+            })?,
+            Some(("newsvendor", p)) => p
+                .trim()
+                .parse::<f64>()
+                .map_err(|_| bad("the penalty is not a number"))?,
+            _ => {
+                return Err(bad(
+                    "expected off, newsvendor or newsvendor:<$ per core-hour>",
+                ));
+            }
+        };
+        let q = CostAwareQuantile {
+            over_provision_cost_per_core_hour: self.rates.usd_per_vcpu_hour,
+            under_provision_penalty_per_core_hour: penalty,
+            min_quantile: self.min_quantile,
+            max_quantile: self.max_quantile,
+        };
+        q.validate().map_err(|e| bad(&e.to_string()))?;
+        Ok(Some(q))
+    }
+}
+
+/// Monthly cost of a VPA's running pods: as requested now and as recommended.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct MonthlyCost {
+    /// Current requests, USD per month.
+    pub current: f64,
+    /// Recommended targets (current requests where none), USD per month.
+    pub recommended: f64,
+}
+
+/// The step's conclusion for one VPA.
+#[derive(Clone, Debug)]
+pub struct VpaResult {
+    /// The VPA.
+    pub key: VpaKey,
+    /// What was concluded.
+    pub outcome: Outcome,
+    /// The status to have.
+    pub status: VerticalPodAutoscalerStatus,
+    /// True when `status` differs from the VPA's current one (write it).
+    pub changed: bool,
+    /// True when the HPA-conflict warning is new (emit the Event).
+    pub conflict_started: bool,
+    /// The recommendation, when one was computed.
+    pub recommendation: Option<PodRecommendation>,
+    /// Costs, when pods matched.
+    pub cost: Option<MonthlyCost>,
+}
+
+/// What one step did.
+#[derive(Clone, Debug, Default)]
+pub struct StepOutput {
+    /// One entry per VPA this recommender handles, in key order.
+    pub results: Vec<VpaResult>,
+    /// Samples taken in.
+    pub samples: SampleStats,
+    /// Every VPA in the cluster.
+    pub existing_vpas: BTreeSet<VpaKey>,
+    /// The VPAs this recommender handles.
+    pub ours: BTreeSet<VpaKey>,
+    /// Aggregates dropped by GC this step.
+    pub collected: Vec<AggregateKey>,
+    /// Pods matched by more than one VPA (fed to the first only).
+    pub contested_pods: usize,
+}
+
+/// The recommender's state between steps.
+#[derive(Debug)]
+pub struct Recommender {
+    /// Which VPAs are ours (`spec.recommenders[0].name`, `default` semantics).
+    pub name: String,
+    /// Cost policy configuration.
+    pub cost: CostConfig,
+    /// The aggregates.
+    pub state: ClusterState,
+}
+
+fn now_time(now: Timestamp) -> Time {
+    Time(k8s_openapi::jiff::Timestamp::from_second(now).unwrap_or_default())
+}
+
+/// Requests of a pod's container (absent or unparseable: zero, as upstream).
+fn container_requests(c: &k8s_openapi::api::core::v1::Container) -> Resources {
+    let requests = c.resources.as_ref().and_then(|r| r.requests.as_ref());
+    match convert::partial_resources(requests) {
+        Ok(p) => Resources::new(p.cpu_millis.unwrap_or(0), p.memory_bytes.unwrap_or(0)),
+        Err(_) => Resources::ZERO,
+    }
+}
+
+fn is_terminal(pod: &Pod) -> bool {
+    matches!(
+        pod.status.as_ref().and_then(|s| s.phase.as_deref()),
+        Some("Succeeded" | "Failed")
+    )
+}
+
+/// The message of the HPA-conflict warning when an HPA in the VPA's namespace
+/// scales the same target on CPU or memory (an HPA with no metrics defaults to
+/// CPU utilization).
+#[must_use]
+pub fn hpa_conflict(
+    vpa: &VerticalPodAutoscaler,
+    hpas: &[Arc<HorizontalPodAutoscaler>],
+) -> Option<String> {
+    let ns = vpa.namespace().unwrap_or_default();
+    let target = &vpa.spec.target_ref;
+    hpas.iter().find_map(|hpa| {
+        let spec = hpa.spec.as_ref()?;
+        if hpa.namespace().unwrap_or_default() != ns
+            || spec.scale_target_ref.kind != target.kind
+            || spec.scale_target_ref.name != target.name
+        {
+            return None;
+        }
+        let mut resources: BTreeSet<&str> = BTreeSet::new();
+        match spec.metrics.as_deref() {
+            None | Some([]) => {
+                resources.insert("cpu");
+            }
+            Some(metrics) => {
+                for m in metrics {
+                    if let Some(r) = &m.resource {
+                        resources.insert(r.name.as_str());
+                    }
+                    if let Some(r) = &m.container_resource {
+                        resources.insert(r.name.as_str());
+                    }
+                }
+            }
+        }
+        resources.retain(|r| *r == "cpu" || *r == "memory");
+        (!resources.is_empty()).then(|| {
+            format!(
+                "HorizontalPodAutoscaler {ns}/{} also scales {} {:?} on {}: the two fight (VPA changes the requests the HPA's utilization is measured against)",
+                hpa.name_any(),
+                target.kind,
+                target.name,
+                resources.into_iter().collect::<Vec<_>>().join(" and ")
+            )
+        })
+    })
+}
+
+struct Matched {
+    key: VpaKey,
+    vpa: Arc<VerticalPodAutoscaler>,
+    prepared: Result<Prepared, String>,
+    containers: Vec<ObservedContainer>,
+}
+
+struct Prepared {
+    policy: tailor_core::policy::ResourcePolicy,
+    cost_aware: Option<CostAwareQuantile>,
+    selector: Selector,
+}
+
+impl Recommender {
+    /// A recommender named `name`.
+    #[must_use]
+    pub fn new(name: impl Into<String>, cost: CostConfig, state: ClusterState) -> Self {
+        Recommender {
+            name: name.into(),
+            cost,
+            state,
+        }
+    }
+
+    fn prepare(
+        &self,
+        vpa: &VerticalPodAutoscaler,
+        targets: &dyn TargetLookup,
+    ) -> Result<Prepared, String> {
+        let policy = convert::resource_policy(vpa).map_err(|e| e.to_string())?;
+        let cost_aware = self.cost.policy_for(vpa)?;
+        let selector = targets
+            .selector(&vpa.namespace().unwrap_or_default(), &vpa.spec.target_ref)
+            .map_err(|e| format!("Cannot read targetRef: {e}"))?;
+        Ok(Prepared {
+            policy,
+            cost_aware,
+            selector,
+        })
+    }
+
+    /// Which of `vpas` are handled by this recommender, by key.
+    #[must_use]
+    pub fn ours(
+        &self,
+        vpas: &[Arc<VerticalPodAutoscaler>],
+    ) -> BTreeMap<VpaKey, Arc<VerticalPodAutoscaler>> {
+        vpas.iter()
+            .filter(|v| v.spec.handled_by(&self.name))
+            .map(|v| {
+                (
+                    VpaKey::new(v.namespace().unwrap_or_default(), v.name_any()),
+                    Arc::clone(v),
+                )
+            })
+            .collect()
+    }
+
+    /// One step. `history` holds the samples since the last step; `now` is
+    /// the step's time. Never fails for one VPA's sake: a VPA that cannot be
+    /// handled gets `ConfigUnsupported` and the others go on.
+    ///
+    /// # Errors
+    /// Only when the (validated) options cannot build a histogram.
+    pub fn step(
+        &mut self,
+        snap: Snapshot<'_>,
+        history: &History,
+        now: Timestamp,
+    ) -> Result<StepOutput, RecommenderError> {
+        self.step_with(snap, history, &mut |_| None, now)
+    }
+
+    /// [`Recommender::step`], with the samples of containers that are not
+    /// running sent to `resolve`'s VPA (the initial history load).
+    ///
+    /// # Errors
+    /// Only when the (validated) options cannot build a histogram.
+    pub fn step_with(
+        &mut self,
+        snap: Snapshot<'_>,
+        history: &History,
+        resolve: &mut dyn FnMut(&ContainerKey) -> Option<(VpaKey, Resources)>,
+        now: Timestamp,
+    ) -> Result<StepOutput, RecommenderError> {
+        let mut out = StepOutput {
+            existing_vpas: snap
+                .vpas
+                .iter()
+                .map(|v| VpaKey::new(v.namespace().unwrap_or_default(), v.name_any()))
+                .collect(),
+            ..StepOutput::default()
+        };
+        let ours = self.ours(snap.vpas);
+        out.ours = ours.keys().cloned().collect();
+
+        // Pods by namespace, claimed by the first VPA (key order) matching them.
+        let mut pods_by_ns: BTreeMap<String, Vec<&Pod>> = BTreeMap::new();
+        for pod in snap.pods.iter().filter(|p| !is_terminal(p)) {
+            pods_by_ns
+                .entry(pod.namespace().unwrap_or_default())
+                .or_default()
+                .push(pod);
+        }
+        let mut claimed: BTreeSet<(String, String)> = BTreeSet::new();
+        let mut matched: Vec<Matched> = Vec::with_capacity(ours.len());
+        for (key, vpa) in ours {
+            let prepared = self.prepare(&vpa, snap.targets);
+            let mut containers = Vec::new();
+            if let Ok(p) = &prepared {
+                for pod in pods_by_ns.get(&key.namespace).into_iter().flatten() {
+                    if !p.selector.matches(pod.labels()) {
+                        continue;
+                    }
+                    let pod_name = pod.name_any();
+                    if !claimed.insert((key.namespace.clone(), pod_name.clone())) {
+                        out.contested_pods += 1;
+                        continue;
+                    }
+                    for c in pod.spec.iter().flat_map(|s| s.containers.iter()) {
+                        containers.push(ObservedContainer {
+                            key: ContainerKey {
+                                namespace: key.namespace.clone(),
+                                pod: pod_name.clone(),
+                                container: c.name.clone(),
+                            },
+                            vpa: key.clone(),
+                            request: container_requests(c),
+                        });
+                    }
+                }
+            }
+            matched.push(Matched {
+                key,
+                vpa,
+                prepared,
+                containers,
+            });
+        }
+
+        self.state.sync_containers(
+            matched.iter().flat_map(|m| m.containers.iter().cloned()),
+            now,
+        )?;
+        out.samples = self.state.add_history(history, resolve, now)?;
+        out.collected = self.state.garbage_collect(&out.ours, now);
+
+        let time = now_time(now);
+        for m in matched {
+            out.results.push(self.evaluate(m, snap.hpas, &time));
+        }
+        Ok(out)
+    }
+
+    fn evaluate(&self, m: Matched, hpas: &[Arc<HorizontalPodAutoscaler>], now: &Time) -> VpaResult {
+        let current = m.vpa.status.clone().unwrap_or_default();
+        let current_conditions = current.conditions.clone().unwrap_or_default();
+        let (outcome, recommendation, cost) = match &m.prepared {
+            Err(message) => (
+                Outcome::Unsupported {
+                    message: message.clone(),
+                },
+                None,
+                None,
+            ),
+            Ok(p) => {
+                let mut options = self.state.options().estimation.clone();
+                options.cost_aware = p.cost_aware;
+                let recommender = PodResourceRecommender::new(&options);
+                let rec = recommender.recommend(&p.policy, &self.state.aggregates_of(&m.key));
+                let has = !rec.container_recommendations.is_empty();
+                let cost =
+                    (!m.containers.is_empty()).then(|| self.monthly_cost(&m.containers, &rec));
+                (
+                    Outcome::Evaluated {
+                        pods_matched: !m.containers.is_empty(),
+                        has_recommendation: has,
+                        hpa_conflict: hpa_conflict(&m.vpa, hpas),
+                    },
+                    has.then_some(rec),
+                    cost,
+                )
+            }
+        };
+        let conditions = conditions::desired_conditions(&outcome, &current_conditions, now);
+        let status = VerticalPodAutoscalerStatus {
+            recommendation: recommendation.as_ref().map(convert::recommendation_status),
+            conditions: Some(conditions.clone()),
+            observed_generation: current.observed_generation,
+        };
+        let changed = status.recommendation != current.recommendation
+            || conditions::conditions_changed(&current_conditions, &conditions);
+        VpaResult {
+            conflict_started: conditions::hpa_conflict_started(&current_conditions, &conditions),
+            key: m.key,
+            outcome,
+            status,
+            changed,
+            recommendation,
+            cost,
+        }
+    }
+
+    fn monthly_cost(
+        &self,
+        containers: &[ObservedContainer],
+        rec: &PodRecommendation,
+    ) -> MonthlyCost {
+        let rates = self.cost.rates;
+        let mut cost = MonthlyCost::default();
+        for c in containers {
+            cost.current += rates.price(c.request) * HOURS_PER_MONTH;
+            let target = rec.for_container(&c.key.container).map_or(c.request, |r| {
+                Resources::new(
+                    r.target.cpu_millis.unwrap_or(c.request.cpu_millis),
+                    r.target.memory_bytes.unwrap_or(c.request.memory_bytes),
+                )
+            });
+            cost.recommended += rates.price(target) * HOURS_PER_MONTH;
+        }
+        cost
+    }
+}
+
+/// What [`write`] did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WriteReport {
+    /// Statuses applied.
+    pub statuses_written: usize,
+    /// Status writes that failed.
+    pub status_failures: usize,
+    /// Conflict Events published.
+    pub events: usize,
+    /// Event publications that failed.
+    pub event_failures: usize,
+}
+
+/// Applies the changed statuses of a step; one failure does not stop the
+/// others. `recorder` publishes the HPA-conflict warning Events when given.
+pub async fn write(
+    client: &kube::Client,
+    out: &StepOutput,
+    recorder: Option<&kube::runtime::events::Recorder>,
+    vpas: &BTreeMap<VpaKey, Arc<VerticalPodAutoscaler>>,
+) -> WriteReport {
+    use kube::Resource as _;
+    let mut report = WriteReport::default();
+    for r in out.results.iter().filter(|r| r.changed) {
+        match writer::apply_status(client, &r.key, &r.status).await {
+            Ok(()) => report.statuses_written += 1,
+            Err(e) => {
+                report.status_failures += 1;
+                tracing::warn!(vpa = %r.key, error = %e, "status write failed");
+                continue;
+            }
+        }
+        let (Some(recorder), true) = (recorder, r.conflict_started) else {
+            continue;
+        };
+        let Some(vpa) = vpas.get(&r.key) else {
+            continue;
+        };
+        let note = match &r.outcome {
+            Outcome::Evaluated {
+                hpa_conflict: Some(m),
+                ..
+            } => m.clone(),
+            _ => continue,
+        };
+        let event = kube::runtime::events::Event {
+            type_: kube::runtime::events::EventType::Warning,
+            reason: conditions::HPA_CONFLICT_REASON.to_owned(),
+            note: Some(note),
+            action: "Recommend".to_owned(),
+            secondary: None,
+        };
+        match recorder.publish(&event, &vpa.object_ref(&())).await {
+            Ok(()) => report.events += 1,
+            Err(e) => {
+                report.event_failures += 1;
+                tracing::warn!(vpa = %r.key, error = %e, "event publication failed");
+            }
+        }
+    }
+    report
+}

@@ -1,0 +1,632 @@
+//! `tailor-recommender run`: flags, watch caches, leader election, the admin
+//! server and the loop. Only the leader loads history and writes; a replica
+//! waiting for the lease stays live (its heartbeat beats) but idle.
+
+use super::history::{self, HistoryWindow, WorkloadResolver};
+use super::r#loop::{self, CostConfig, Recommender, Snapshot, TargetLookup};
+use super::metrics::Metrics;
+use super::state::{AggregateKey, ClusterState, VpaKey};
+use super::writer::{self, CheckpointMemo};
+use crate::cli::{CostArgs, CostPolicy, OptionArgs, SeriesArgs, parse_duration_secs};
+use crate::prom::{History, PromClient, SeriesConfig};
+use anyhow::Context as _;
+use clap::Args;
+use futures::StreamExt as _;
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::autoscaling::v1::CrossVersionObjectReference;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::batch::v1::{CronJob, Job};
+use k8s_openapi::api::core::v1::{Pod, ReplicationController};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt as _, watcher};
+use kube::{Api, Resource};
+use serde::de::DeserializeOwned;
+use std::collections::BTreeSet;
+use std::fmt::Debug;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tailor_api::VerticalPodAutoscaler;
+use tailor_api::selector::Selector;
+use tailor_api::target::{TargetError, TargetObject, WellKnownKind, target_selector};
+use tailor_api::vpa::DEFAULT_RECOMMENDER;
+use tailor_core::recommender::Timestamp;
+use tailor_runtime::args::{AdminArgs, KubeClientArgs, LeaderElectionArgs, LogArgs};
+use tailor_runtime::lease::{LeaderElector, LeaderState, LeaseConfig};
+use tailor_runtime::{Shutdown, admin, client, telemetry};
+use tokio_util::sync::CancellationToken;
+
+/// The component name: Lease name, Event reporter, metric prefix.
+pub const COMPONENT: &str = "tailor-recommender";
+/// How long open admin requests may finish after a shutdown signal.
+const DRAIN: Duration = Duration::from_secs(10);
+
+/// `run` flags (upstream's names where upstream has the flag).
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Admin server (probes and metrics).
+    #[command(flatten)]
+    pub admin: AdminArgs,
+    /// Logging.
+    #[command(flatten)]
+    pub log: LogArgs,
+    /// Kubernetes client.
+    #[command(flatten)]
+    pub kube: KubeClientArgs,
+    /// Leader election.
+    #[command(flatten)]
+    pub leader: LeaderElectionArgs,
+    /// Prometheus base URL (usage history and fresh samples).
+    #[arg(long, env = "TAILOR_PROMETHEUS_URL")]
+    pub prometheus_url: String,
+    /// Per-query timeout.
+    #[arg(long, default_value = "60s", value_parser = parse_duration_secs, env = "TAILOR_QUERY_TIMEOUT")]
+    pub query_timeout: i64,
+    /// Handle VPAs whose `spec.recommenders[0].name` is this (`default` also
+    /// takes VPAs naming none, as upstream).
+    #[arg(long, default_value = DEFAULT_RECOMMENDER, env = "TAILOR_RECOMMENDER_NAME")]
+    pub recommender_name: String,
+    /// Time between loops.
+    #[arg(long, default_value = "1m", value_parser = parse_duration_secs, env = "TAILOR_RECOMMENDER_INTERVAL")]
+    pub recommender_interval: i64,
+    /// History loaded from Prometheus at start.
+    #[arg(long, default_value = "8d", value_parser = parse_duration_secs, env = "TAILOR_HISTORY_LENGTH")]
+    pub history_length: i64,
+    /// Resolution of the history loaded at start.
+    #[arg(long, default_value = "1h", value_parser = parse_duration_secs, env = "TAILOR_HISTORY_RESOLUTION")]
+    pub history_resolution: i64,
+    /// Time budget per loop for writing checkpoints.
+    #[arg(long, default_value = "1m", value_parser = parse_duration_secs, env = "TAILOR_CHECKPOINTS_TIMEOUT")]
+    pub checkpoints_timeout: i64,
+    /// Checkpoints written per loop even past the budget.
+    #[arg(long, default_value_t = 10, env = "TAILOR_MIN_CHECKPOINTS")]
+    pub min_checkpoints: usize,
+    /// Time between checkpoint garbage collections.
+    #[arg(long, default_value = "10m", value_parser = parse_duration_secs, env = "TAILOR_CHECKPOINTS_GC_INTERVAL")]
+    pub checkpoints_gc_interval: i64,
+    /// Series names and labels.
+    #[command(flatten)]
+    pub series: SeriesArgs,
+    /// Prices and the global cost policy (the `tailor.dev/cost-policy` annotation overrides it per VPA).
+    #[command(flatten)]
+    pub cost: CostArgs,
+    /// Recommender options (defaults as upstream).
+    #[command(flatten)]
+    pub options: OptionArgs,
+}
+
+impl RunArgs {
+    /// The cost configuration. Unlike `recommend`, a penalty without the
+    /// global policy is allowed: annotated VPAs use it.
+    ///
+    /// # Errors
+    /// Invalid prices, or the newsvendor policy without a valid penalty.
+    pub fn cost_config(&self) -> anyhow::Result<CostConfig> {
+        let rates = self.cost.rates()?;
+        let default_policy = match self.cost.cost_policy {
+            CostPolicy::Off => None,
+            CostPolicy::Newsvendor => self.cost.cost_aware(rates)?,
+        };
+        Ok(CostConfig {
+            rates,
+            default_policy,
+            penalty: self.cost.under_provisioning_penalty,
+            min_quantile: self.cost.cost_min_quantile,
+            max_quantile: self.cost.cost_max_quantile,
+        })
+    }
+
+    /// Where usage lives in Prometheus.
+    #[must_use]
+    pub fn series_config(&self) -> SeriesConfig {
+        let s = &self.series;
+        SeriesConfig {
+            cadvisor_job: s.cadvisor_job.clone(),
+            job_label: s.job_label.clone(),
+            namespace_label: s.namespace_label.clone(),
+            pod_label: s.pod_label.clone(),
+            container_label: s.container_label.clone(),
+            cpu_metric: s.cpu_metric.clone(),
+            memory_metric: s.memory_metric.clone(),
+            rate_window_secs: s.rate_window,
+        }
+    }
+}
+
+fn secs(s: i64) -> Duration {
+    Duration::from_secs(u64::try_from(s).unwrap_or(0))
+}
+
+fn now_secs() -> Timestamp {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// A watched kind.
+trait Watched:
+    Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static
+{
+}
+impl<K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static>
+    Watched for K
+{
+}
+
+/// Starts a cluster-wide reflector for `K`; the store fills as it lists.
+fn watch<K: Watched>(
+    client: &kube::Client,
+    shutdown: &CancellationToken,
+) -> (Store<K>, tokio::task::JoinHandle<()>) {
+    let (reader, writer) = reflector::store();
+    let api: Api<K> = Api::all(client.clone());
+    let stream = reflector::reflector(
+        writer,
+        watcher::watcher(api, watcher::Config::default()).default_backoff(),
+    );
+    let shutdown = shutdown.clone();
+    let task = tokio::spawn(async move {
+        let mut stream = std::pin::pin!(stream);
+        loop {
+            let next = tokio::select! {
+                () = shutdown.cancelled() => return,
+                next = stream.next() => next,
+            };
+            match next {
+                Some(Ok(_)) => {}
+                Some(Err(e)) => {
+                    tracing::warn!(kind = %K::kind(&()), error = %e, "watch failed; retrying")
+                }
+                None => return,
+            }
+        }
+    });
+    (reader, task)
+}
+
+/// Target selectors from the well-known controllers' caches.
+#[derive(Clone)]
+pub struct StoreTargets {
+    deployments: Store<Deployment>,
+    stateful_sets: Store<StatefulSet>,
+    daemon_sets: Store<DaemonSet>,
+    replica_sets: Store<ReplicaSet>,
+    jobs: Store<Job>,
+    cron_jobs: Store<CronJob>,
+    replication_controllers: Store<ReplicationController>,
+}
+
+fn get<K: Watched>(store: &Store<K>, namespace: &str, name: &str) -> Option<Arc<K>> {
+    store.get(&ObjectRef::new(name).within(namespace))
+}
+
+impl TargetLookup for StoreTargets {
+    fn selector(
+        &self,
+        namespace: &str,
+        target: &CrossVersionObjectReference,
+    ) -> Result<Selector, TargetError> {
+        let name = target.name.as_str();
+        // Each arm keeps its Arc alive while the selector is read.
+        macro_rules! read {
+            ($store:expr, $variant:ident) => {{
+                let obj = get(&$store, namespace, name);
+                target_selector(target, obj.as_deref().map(TargetObject::$variant))
+            }};
+        }
+        match WellKnownKind::from_kind(&target.kind) {
+            Some(WellKnownKind::Deployment) => read!(self.deployments, Deployment),
+            Some(WellKnownKind::StatefulSet) => read!(self.stateful_sets, StatefulSet),
+            Some(WellKnownKind::DaemonSet) => read!(self.daemon_sets, DaemonSet),
+            Some(WellKnownKind::ReplicaSet) => read!(self.replica_sets, ReplicaSet),
+            Some(WellKnownKind::Job) => read!(self.jobs, Job),
+            Some(WellKnownKind::CronJob) => read!(self.cron_jobs, CronJob),
+            Some(WellKnownKind::ReplicationController) => {
+                read!(self.replication_controllers, ReplicationController)
+            }
+            // Custom kinds would need their /scale subresource: not read yet.
+            None => target_selector(target, None),
+        }
+    }
+}
+
+/// Every cache the loop reads.
+#[derive(Clone)]
+pub struct Caches {
+    vpas: Store<VerticalPodAutoscaler>,
+    pods: Store<Pod>,
+    hpas: Store<HorizontalPodAutoscaler>,
+    targets: StoreTargets,
+}
+
+impl Caches {
+    fn start(client: &kube::Client, shutdown: &Shutdown) -> Self {
+        let token = shutdown.token();
+        macro_rules! start {
+            () => {{
+                let (store, task) = watch(client, &token);
+                shutdown.spawn(task);
+                store
+            }};
+        }
+        Caches {
+            vpas: start!(),
+            pods: start!(),
+            hpas: start!(),
+            targets: StoreTargets {
+                deployments: start!(),
+                stateful_sets: start!(),
+                daemon_sets: start!(),
+                replica_sets: start!(),
+                jobs: start!(),
+                cron_jobs: start!(),
+                replication_controllers: start!(),
+            },
+        }
+    }
+
+    async fn wait_until_ready(&self) -> anyhow::Result<()> {
+        let t = &self.targets;
+        let results = futures::join!(
+            self.vpas.wait_until_ready(),
+            self.pods.wait_until_ready(),
+            self.hpas.wait_until_ready(),
+            t.deployments.wait_until_ready(),
+            t.stateful_sets.wait_until_ready(),
+            t.daemon_sets.wait_until_ready(),
+            t.replica_sets.wait_until_ready(),
+            t.jobs.wait_until_ready(),
+            t.cron_jobs.wait_until_ready(),
+            t.replication_controllers.wait_until_ready(),
+        );
+        let all = [
+            results.0, results.1, results.2, results.3, results.4, results.5, results.6, results.7,
+            results.8, results.9,
+        ];
+        for r in all {
+            r.context("a watch ended before its first list")?;
+        }
+        Ok(())
+    }
+}
+
+/// Runs until SIGTERM/SIGINT or the lease is lost.
+///
+/// # Errors
+/// Invalid flags, no Kubernetes client, an admin address that cannot be bound.
+pub async fn run(args: RunArgs) -> anyhow::Result<()> {
+    telemetry::init(&args.log)?;
+    let cost = args.cost_config()?;
+    let options = args.options.to_options(None);
+    let state = ClusterState::new(options).context("invalid recommender options")?;
+    let series = args.series_config();
+    series.validate()?;
+    anyhow::ensure!(
+        args.recommender_interval > 0,
+        "--recommender-interval must be positive"
+    );
+    let prom = PromClient::new(&args.prometheus_url, secs(args.query_timeout))?;
+    let kube = client::kube_client(&args.kube).await?;
+
+    let shutdown = Shutdown::new();
+    shutdown.listen_for_signals()?;
+    let mut registry = admin::component_registry("recommender");
+    let metrics = Metrics::register(&mut registry);
+    let readiness = admin::Readiness::new();
+    let liveness = admin::Liveness::new();
+    let interval = secs(args.recommender_interval);
+    let heartbeat = liveness.heartbeat("recommender-loop", interval * 3);
+    let admin_state = admin::AdminState::new(registry, readiness.clone(), liveness);
+    let admin_task = shutdown.spawn(admin::serve(
+        args.admin.admin_addr,
+        admin_state,
+        shutdown.token(),
+        DRAIN,
+    ));
+
+    let mut leader = if args.leader.leader_elect {
+        let config = LeaseConfig::from_args(&args.leader, COMPONENT, "default")?;
+        let elector = LeaderElector::new(kube.clone(), config);
+        let state = elector.state();
+        shutdown.spawn(elector.run(shutdown.token()));
+        state
+    } else {
+        LeaderState::always()
+    };
+
+    let caches = Caches::start(&kube, &shutdown);
+    let token = shutdown.token();
+    // Stay live while waiting for caches and the lease.
+    let beating = {
+        let heartbeat = heartbeat.clone();
+        let token = token.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(interval);
+            loop {
+                tokio::select! {
+                    () = token.cancelled() => return,
+                    _ = tick.tick() => heartbeat.beat(),
+                }
+            }
+        })
+    };
+    let started = tokio::select! {
+        () = token.cancelled() => false,
+        r = async {
+            caches.wait_until_ready().await?;
+            readiness.set_ready(true);
+            tracing::info!("caches synced; waiting for leadership");
+            anyhow::Ok(leader.wait_until_leader().await)
+        } => r?,
+    };
+    beating.abort();
+    if started {
+        let recorder = kube::runtime::events::Recorder::new(
+            kube.clone(),
+            kube::runtime::events::Reporter {
+                controller: COMPONENT.to_owned(),
+                instance: std::env::var("POD_NAME").ok(),
+            },
+        );
+        let mut controller = Controller {
+            kube: kube.clone(),
+            prom,
+            series,
+            caches,
+            recommender: Recommender::new(args.recommender_name.clone(), cost, state),
+            metrics,
+            recorder,
+            memo: CheckpointMemo::default(),
+            checkpoints_timeout: secs(args.checkpoints_timeout),
+            min_checkpoints: args.min_checkpoints,
+        };
+        let window = HistoryWindow {
+            length_secs: args.history_length,
+            resolution_secs: args.history_resolution,
+        };
+        let mut last_end = controller.start(window).await;
+        heartbeat.beat();
+        let mut tick = tokio::time::interval(interval);
+        tick.tick().await;
+        let gc_every = secs(args.checkpoints_gc_interval);
+        let mut last_gc = Instant::now();
+        loop {
+            tokio::select! {
+                () = token.cancelled() => break,
+                _ = tick.tick() => {}
+            }
+            if !leader.is_leader() {
+                break;
+            }
+            last_end = controller
+                .iteration(last_end, args.recommender_interval)
+                .await;
+            if last_gc.elapsed() >= gc_every {
+                controller.collect_checkpoints().await;
+                last_gc = Instant::now();
+            }
+            heartbeat.beat();
+        }
+    }
+    shutdown.trigger();
+    shutdown.drain(DRAIN + Duration::from_secs(5)).await?;
+    admin_task.await??;
+    Ok(())
+}
+
+/// The leader's loop state.
+struct Controller {
+    kube: kube::Client,
+    prom: PromClient,
+    series: SeriesConfig,
+    caches: Caches,
+    recommender: Recommender,
+    metrics: Metrics,
+    recorder: kube::runtime::events::Recorder,
+    memo: CheckpointMemo,
+    checkpoints_timeout: Duration,
+    min_checkpoints: usize,
+}
+
+impl Controller {
+    /// Checkpoints, then the Prometheus history, then the first step. Returns
+    /// the end of the loaded history.
+    async fn start(&mut self, window: HistoryWindow) -> Timestamp {
+        let now = now_secs();
+        let vpas = self.caches.vpas.state();
+        let ours = self.recommender.ours(&vpas);
+        match writer::list_checkpoints(&self.kube).await {
+            Ok(stored) => {
+                let mut loaded = 0;
+                for cp in &stored {
+                    let (Some(key), Ok(state)) = (&cp.key, &cp.state) else {
+                        continue;
+                    };
+                    if !ours.contains_key(&key.vpa) {
+                        continue;
+                    }
+                    match self.recommender.state.load_checkpoint(key, state, now) {
+                        Ok(()) => {
+                            self.memo.mark_written(key, state);
+                            loaded += 1;
+                        }
+                        Err(e) => {
+                            tracing::warn!(checkpoint = %cp.object.1, error = %e, "checkpoint not loaded")
+                        }
+                    }
+                }
+                tracing::info!(loaded, stored = stored.len(), "checkpoints loaded");
+            }
+            Err(e) => {
+                self.metrics.fail("checkpoint_list", 1);
+                tracing::warn!(error = %e, "cannot list checkpoints; starting without them");
+            }
+        }
+        let started = Instant::now();
+        let (history, resolver) = match history::load(&self.prom, &self.series, window, now).await {
+            Ok((history, inventory)) => {
+                tracing::info!(
+                    samples = history.sample_count(),
+                    "history loaded from Prometheus"
+                );
+                (history, WorkloadResolver::new(inventory, &ours))
+            }
+            Err(e) => {
+                self.metrics.fail("prometheus", 1);
+                tracing::warn!(error = %e, "cannot load history; starting from checkpoints and fresh samples");
+                (History::default(), WorkloadResolver::default())
+            }
+        };
+        self.metrics
+            .observe_step("history", started.elapsed().as_secs_f64());
+        self.run_step(&history, &mut |k| resolver.resolve(k), now)
+            .await;
+        now
+    }
+
+    /// One loop: fresh samples since `last_end`, step, writes. Returns the new end.
+    async fn iteration(&mut self, last_end: Timestamp, step_secs: i64) -> Timestamp {
+        let now = now_secs();
+        let start = last_end + step_secs;
+        let started = Instant::now();
+        let history = if start <= now {
+            match self
+                .prom
+                .load_history(&self.series, None, start, now, step_secs)
+                .await
+            {
+                Ok(h) => h,
+                Err(e) => {
+                    self.metrics.fail("prometheus", 1);
+                    tracing::warn!(error = %e, "cannot read fresh samples; recommending from what is held");
+                    History::default()
+                }
+            }
+        } else {
+            History::default()
+        };
+        self.metrics
+            .observe_step("history", started.elapsed().as_secs_f64());
+        self.run_step(&history, &mut |_| None, now).await;
+        // Samples are aligned to `start`; the next query starts after the last one.
+        if start <= now {
+            start + (now - start) / step_secs * step_secs
+        } else {
+            last_end
+        }
+    }
+
+    async fn run_step(
+        &mut self,
+        history: &History,
+        resolve: &mut dyn FnMut(
+            &crate::prom::ContainerKey,
+        ) -> Option<(VpaKey, tailor_core::resources::Resources)>,
+        now: Timestamp,
+    ) {
+        let started = Instant::now();
+        let vpas = self.caches.vpas.state();
+        let pods = self.caches.pods.state();
+        let hpas = self.caches.hpas.state();
+        self.metrics
+            .observe_step("gather", started.elapsed().as_secs_f64());
+        let snap = Snapshot {
+            vpas: &vpas,
+            pods: &pods,
+            hpas: &hpas,
+            targets: &self.caches.targets,
+        };
+        let started = Instant::now();
+        let out = match self.recommender.step_with(snap, history, resolve, now) {
+            Ok(out) => out,
+            Err(e) => {
+                tracing::error!(error = %e, "step failed");
+                return;
+            }
+        };
+        self.metrics
+            .observe_step("recommend", started.elapsed().as_secs_f64());
+        let s = &self.recommender.state;
+        self.metrics
+            .record_step(&out, s.aggregate_count(), s.container_count());
+        let started = Instant::now();
+        let ours = self.recommender.ours(&vpas);
+        let report = r#loop::write(&self.kube, &out, Some(&self.recorder), &ours).await;
+        self.metrics.record_writes(&report);
+        self.metrics
+            .observe_step("status", started.elapsed().as_secs_f64());
+        for key in &out.collected {
+            self.memo.forget(key);
+        }
+        tracing::info!(
+            vpas = out.results.len(),
+            written = report.statuses_written,
+            failed = report.status_failures,
+            samples = out.samples.cpu + out.samples.memory,
+            invalid = out.samples.invalid,
+            "loop done"
+        );
+        self.write_checkpoints(now).await;
+    }
+
+    async fn write_checkpoints(&mut self, now: Timestamp) {
+        let started = Instant::now();
+        let due = self.memo.due(&self.recommender.state, now);
+        let (mut written, mut failed) = (0u64, 0u64);
+        for (key, checkpoint) in due {
+            if written + failed >= self.min_checkpoints as u64
+                && started.elapsed() >= self.checkpoints_timeout
+            {
+                break;
+            }
+            match writer::apply_checkpoint(&self.kube, &key, &checkpoint).await {
+                Ok(()) => {
+                    self.memo.mark_written(&key, &checkpoint);
+                    written += 1;
+                }
+                Err(e) => {
+                    failed += 1;
+                    tracing::warn!(vpa = %key.vpa, container = %key.container, error = %e, "checkpoint write failed");
+                }
+            }
+        }
+        self.metrics.checkpoints_written.inc_by(written);
+        self.metrics.fail("checkpoint", failed);
+        self.metrics
+            .observe_step("checkpoints", started.elapsed().as_secs_f64());
+    }
+
+    async fn collect_checkpoints(&mut self) {
+        let started = Instant::now();
+        let stored = match writer::list_checkpoints(&self.kube).await {
+            Ok(s) => s,
+            Err(e) => {
+                self.metrics.fail("checkpoint_list", 1);
+                tracing::warn!(error = %e, "cannot list checkpoints for GC");
+                return;
+            }
+        };
+        let vpas = self.caches.vpas.state();
+        let existing: BTreeSet<VpaKey> = vpas
+            .iter()
+            .map(|v| {
+                VpaKey::new(
+                    v.metadata.namespace.clone().unwrap_or_default(),
+                    v.metadata.name.clone().unwrap_or_default(),
+                )
+            })
+            .collect();
+        let ours: BTreeSet<VpaKey> = self.recommender.ours(&vpas).into_keys().collect();
+        let aggregates: BTreeSet<AggregateKey> =
+            self.recommender.state.aggregate_keys().cloned().collect();
+        let mut failed = 0;
+        for (ns, name) in writer::checkpoints_to_delete(&stored, &existing, &ours, &aggregates) {
+            if let Err(e) = writer::delete_checkpoint(&self.kube, &ns, &name).await {
+                failed += 1;
+                tracing::warn!(checkpoint = %format!("{ns}/{name}"), error = %e, "checkpoint delete failed");
+            }
+        }
+        self.metrics.fail("checkpoint_delete", failed);
+        self.metrics
+            .observe_step("gc", started.elapsed().as_secs_f64());
+    }
+}
