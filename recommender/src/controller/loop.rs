@@ -94,7 +94,7 @@ impl CostConfig {
             None if value_trimmed == "newsvendor" => self.penalty.ok_or_else(|| {
                 bad("needs --under-provisioning-penalty, or write newsvendor:<$ per core-hour>")
             })?,
-            Some(("newsvendor", p)) => p
+            Some((policy, p)) if policy.trim() == "newsvendor" => p
                 .trim()
                 .parse::<f64>()
                 .map_err(|_| bad("the penalty is not a number"))?,
@@ -523,4 +523,371 @@ pub async fn write(
         }
     }
     report
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::controller::conditions::HPA_CONFLICT;
+    use serde_json::json;
+    use tailor_core::recommender::RecommenderOptions;
+
+    const T0: Timestamp = 1_700_000_000;
+
+    /// Deployments by name, all selecting `app=<name>`.
+    struct Deployments(Vec<&'static str>);
+
+    impl TargetLookup for Deployments {
+        fn selector(
+            &self,
+            _namespace: &str,
+            target: &CrossVersionObjectReference,
+        ) -> Result<Selector, TargetError> {
+            if target.kind == "Deployment" && self.0.contains(&target.name.as_str()) {
+                Ok(Selector::parse(&format!("app={}", target.name)).unwrap())
+            } else {
+                tailor_api::target::target_selector(target, None)
+            }
+        }
+    }
+
+    fn vpa(name: &str, extra: serde_json::Value) -> Arc<VerticalPodAutoscaler> {
+        let mut v = json!({
+            "apiVersion": "autoscaling.k8s.io/v1", "kind": "VerticalPodAutoscaler",
+            "metadata": {"name": name, "namespace": "shop"},
+            "spec": {"targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name}}
+        });
+        merge(&mut v, extra);
+        Arc::new(serde_json::from_value(v).unwrap())
+    }
+
+    fn merge(a: &mut serde_json::Value, b: serde_json::Value) {
+        match (a, b) {
+            (serde_json::Value::Object(a), serde_json::Value::Object(b)) => {
+                for (k, v) in b {
+                    merge(a.entry(k).or_insert(serde_json::Value::Null), v);
+                }
+            }
+            (a, b) => *a = b,
+        }
+    }
+
+    fn pod(name: &str, app: &str) -> Arc<Pod> {
+        Arc::new(
+            serde_json::from_value(json!({
+                "metadata": {"name": name, "namespace": "shop", "labels": {"app": app}},
+                "spec": {"containers": [{"name": "app", "resources": {"requests": {"cpu": "1", "memory": "1Gi"}}}]},
+                "status": {"phase": "Running"}
+            }))
+            .unwrap(),
+        )
+    }
+
+    fn hpa(target: &str, metrics: serde_json::Value) -> Arc<HorizontalPodAutoscaler> {
+        Arc::new(
+            serde_json::from_value(json!({
+                "metadata": {"name": format!("{target}-hpa"), "namespace": "shop"},
+                "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": target},
+                         "maxReplicas": 5, "metrics": metrics}
+            }))
+            .unwrap(),
+        )
+    }
+
+    fn cost(default_policy: Option<CostAwareQuantile>, penalty: Option<f64>) -> CostConfig {
+        CostConfig {
+            rates: Rates {
+                usd_per_vcpu_hour: 0.04,
+                usd_per_gib_hour: 0.005,
+            },
+            default_policy,
+            penalty,
+            min_quantile: 0.5,
+            max_quantile: 0.99,
+        }
+    }
+
+    fn recommender(name: &str, penalty: Option<f64>) -> Recommender {
+        Recommender::new(
+            name,
+            cost(None, penalty),
+            ClusterState::new(RecommenderOptions::default()).unwrap(),
+        )
+    }
+
+    /// A day of CPU between 0.1 and 1.0 cores and 500 MiB for each pod's `app`.
+    fn usage(pods: &[&str]) -> History {
+        let mut h = History::default();
+        for p in pods {
+            let key = ContainerKey {
+                namespace: "shop".into(),
+                pod: (*p).into(),
+                container: "app".into(),
+            };
+            let cpu = (0..1440)
+                .map(|i| (T0 + i * 60, 0.1 + f64::from((i % 10) as u8) * 0.1))
+                .collect();
+            h.cpu.insert(key.clone(), cpu);
+            h.memory.insert(key, vec![(T0, 500.0 * 1024.0 * 1024.0)]);
+        }
+        h
+    }
+
+    fn run(
+        r: &mut Recommender,
+        vpas: &[Arc<VerticalPodAutoscaler>],
+        pods: &[Arc<Pod>],
+        hpas: &[Arc<HorizontalPodAutoscaler>],
+        history: &History,
+    ) -> StepOutput {
+        let targets = Deployments(vec!["web", "api", "db", "other"]);
+        let snap = Snapshot {
+            vpas,
+            pods,
+            hpas,
+            targets: &targets,
+        };
+        r.step(snap, history, T0 + 86_400).unwrap()
+    }
+
+    fn result<'a>(out: &'a StepOutput, name: &str) -> &'a VpaResult {
+        out.results.iter().find(|r| r.key.name == name).unwrap()
+    }
+
+    fn condition_types(r: &VpaResult) -> Vec<(String, String)> {
+        r.status
+            .conditions
+            .iter()
+            .flatten()
+            .map(|c| (c.type_.clone(), c.status.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn recommends_then_writes_nothing_when_unchanged() {
+        let mut r = recommender("default", None);
+        let pods = [pod("web-0", "web"), pod("web-1", "web")];
+        let history = usage(&["web-0", "web-1"]);
+        let out = run(&mut r, &[vpa("web", json!({}))], &pods, &[], &history);
+        let web = result(&out, "web");
+        assert!(web.changed);
+        assert_eq!(
+            condition_types(web),
+            [("RecommendationProvided".into(), "True".into())]
+        );
+        let rec = web.recommendation.as_ref().unwrap();
+        let target = rec.container_recommendations[0].target;
+        // p90 of 0.1..1.0 cores is about 0.9-1.0; + 15% margin.
+        let cpu = target.cpu_millis.unwrap();
+        assert!((1000..=1300).contains(&cpu), "{cpu}");
+        let cost = web.cost.unwrap();
+        // Two pods of 1 core + 1 GiB: 2 × (0.04 + 0.005) × 730.
+        assert!((cost.current - 65.7).abs() < 1e-9, "{cost:?}");
+        assert!(cost.recommended > 0.0 && cost.recommended != cost.current);
+
+        // The VPA now carries that status: the next step changes nothing.
+        let written = vpa(
+            "web",
+            json!({"status": serde_json::to_value(&web.status).unwrap()}),
+        );
+        let again = run(&mut r, &[written], &pods, &[], &History::default());
+        assert!(!result(&again, "web").changed);
+    }
+
+    #[test]
+    fn only_vpas_of_this_recommender_are_handled() {
+        let mut r = recommender("default", None);
+        let vpas = [
+            vpa("web", json!({})),
+            vpa(
+                "api",
+                json!({"spec": {"recommenders": [{"name": "default"}]}}),
+            ),
+            vpa("db", json!({"spec": {"recommenders": [{"name": "other"}]}})),
+        ];
+        let out = run(&mut r, &vpas, &[], &[], &History::default());
+        let names: Vec<&str> = out.results.iter().map(|r| r.key.name.as_str()).collect();
+        assert_eq!(names, ["api", "web"]);
+        assert_eq!(out.existing_vpas.len(), 3);
+        let mut named = recommender("other", None);
+        let out = run(&mut named, &vpas, &[], &[], &History::default());
+        assert_eq!(out.results.len(), 1);
+        assert_eq!(out.results[0].key.name, "db");
+    }
+
+    #[test]
+    fn bad_vpas_get_config_unsupported_and_the_others_go_on() {
+        let mut r = recommender("default", None);
+        let vpas = [
+            vpa("web", json!({})),
+            vpa(
+                "api",
+                json!({"spec": {"targetRef": {"apiVersion": "example.com/v1", "kind": "Widget", "name": "api"}}}),
+            ),
+            vpa(
+                "db",
+                json!({"spec": {"resourcePolicy": {"containerPolicies": [{"containerName": "app", "minAllowed": {"cpu": "lots"}}]}}}),
+            ),
+        ];
+        let pods = [pod("web-0", "web"), pod("api-0", "api"), pod("db-0", "db")];
+        let out = run(
+            &mut r,
+            &vpas,
+            &pods,
+            &[],
+            &usage(&["web-0", "api-0", "db-0"]),
+        );
+        for (name, needle) in [("api", "Widget"), ("db", "minAllowed.cpu")] {
+            let bad = result(&out, name);
+            assert!(bad.status.recommendation.is_none(), "{name}");
+            assert_eq!(
+                condition_types(bad),
+                [
+                    ("ConfigUnsupported".into(), "True".into()),
+                    ("RecommendationProvided".into(), "False".into())
+                ]
+            );
+            let msg = bad.status.conditions.as_ref().unwrap()[0]
+                .message
+                .clone()
+                .unwrap();
+            assert!(msg.contains(needle), "{msg}");
+        }
+        assert!(result(&out, "web").status.recommendation.is_some());
+        assert_eq!(
+            out.samples.untracked,
+            2 * 1441,
+            "unmatched pods' samples are not aggregated"
+        );
+    }
+
+    #[test]
+    fn no_pods_matched() {
+        let mut r = recommender("default", None);
+        let out = run(
+            &mut r,
+            &[vpa("web", json!({}))],
+            &[pod("x-0", "x")],
+            &[],
+            &History::default(),
+        );
+        let web = result(&out, "web");
+        assert_eq!(
+            condition_types(web),
+            [
+                ("NoPodsMatched".into(), "True".into()),
+                ("RecommendationProvided".into(), "False".into())
+            ]
+        );
+        assert_eq!(web.cost, None);
+    }
+
+    #[rstest::rstest]
+    #[case(json!([{"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 60}}}]), Some("cpu"))]
+    #[case(json!([{"type": "ContainerResource", "containerResource": {"name": "memory", "container": "app", "target": {"type": "Utilization", "averageUtilization": 60}}}]), Some("memory"))]
+    #[case(json!([]), Some("cpu"))]
+    #[case(json!([{"type": "Pods", "pods": {"metric": {"name": "qps"}, "target": {"type": "AverageValue", "averageValue": "10"}}}]), None)]
+    fn hpa_on_cpu_or_memory_is_a_conflict(
+        #[case] metrics: serde_json::Value,
+        #[case] resource: Option<&str>,
+    ) {
+        let mut r = recommender("default", None);
+        let hpas = [hpa("web", metrics), hpa("other", json!([]))];
+        let out = run(
+            &mut r,
+            &[vpa("web", json!({}))],
+            &[pod("web-0", "web")],
+            &hpas,
+            &usage(&["web-0"]),
+        );
+        let web = result(&out, "web");
+        let conflict = web
+            .status
+            .conditions
+            .iter()
+            .flatten()
+            .find(|c| c.type_ == HPA_CONFLICT);
+        match resource {
+            Some(res) => {
+                let msg = conflict.unwrap().message.clone().unwrap();
+                assert!(
+                    msg.contains("shop/web-hpa") && msg.contains(&format!("on {res}:")),
+                    "{msg}"
+                );
+                assert!(web.conflict_started);
+            }
+            None => {
+                assert!(conflict.is_none());
+                assert!(!web.conflict_started);
+            }
+        }
+    }
+
+    fn cpu_target(out: &StepOutput, name: &str) -> i64 {
+        result(out, name)
+            .recommendation
+            .as_ref()
+            .unwrap()
+            .container_recommendations[0]
+            .target
+            .cpu_millis
+            .unwrap()
+    }
+
+    #[test]
+    fn cost_policy_annotation_moves_the_cpu_target() {
+        let pods = [pod("web-0", "web"), pod("api-0", "api"), pod("db-0", "db")];
+        let history = usage(&["web-0", "api-0", "db-0"]);
+        let vpas = [
+            vpa("web", json!({})),
+            // Penalty equal to the price: the median.
+            vpa(
+                "api",
+                json!({"metadata": {"annotations": {COST_POLICY_ANNOTATION: "newsvendor:0.04"}}}),
+            ),
+            vpa(
+                "db",
+                json!({"metadata": {"annotations": {COST_POLICY_ANNOTATION: "newsvendor"}}}),
+            ),
+        ];
+        let mut r = recommender("default", None);
+        let out = run(&mut r, &vpas, &pods, &[], &history);
+        assert!(cpu_target(&out, "api") < cpu_target(&out, "web"));
+        // "newsvendor" without the global penalty is a configuration error.
+        let db = result(&out, "db");
+        assert!(
+            matches!(&db.outcome, Outcome::Unsupported { message } if message.contains("under-provisioning-penalty"))
+        );
+        // With the global penalty it uses it.
+        let mut r = recommender("default", Some(0.04));
+        let out = run(&mut r, &vpas, &pods, &[], &history);
+        assert_eq!(cpu_target(&out, "db"), cpu_target(&out, "api"));
+    }
+
+    #[rstest::rstest]
+    #[case("off", Ok(None))]
+    #[case("newsvendor:0.36", Ok(Some(0.9)))]
+    #[case(" newsvendor : 0.04 ", Ok(Some(0.5)))]
+    #[case("newsvendor:abc", Err("not a number"))]
+    #[case("newsvendor:-1", Err("newsvendor:-1"))]
+    #[case("cheap", Err("expected off"))]
+    fn cost_policy_annotation_values(#[case] value: &str, #[case] want: Result<Option<f64>, &str>) {
+        let v = vpa(
+            "web",
+            json!({"metadata": {"annotations": {COST_POLICY_ANNOTATION: value}}}),
+        );
+        let got = cost(None, None)
+            .policy_for(&v)
+            .map(|q| q.map(|q| q.target_quantile()));
+        match (got, want) {
+            (Ok(g), Ok(w)) => {
+                assert_eq!(g.map(|x| (x * 1e9).round()), w.map(|x| (x * 1e9).round()))
+            }
+            (Err(e), Err(needle)) => assert!(
+                e.contains(needle) && e.contains("tailor.dev/cost-policy"),
+                "{e}"
+            ),
+            (g, w) => panic!("{g:?} vs {w:?}"),
+        }
+    }
 }
