@@ -128,7 +128,9 @@ fn bench(c: &mut Criterion) {
         "--quiet",
     ])
     .unwrap();
-    let Command::Recommend(args) = cli.command;
+    let Command::Recommend(args) = cli.command else {
+        panic!("parsed as another command")
+    };
     // One run outside criterion checks the setup produced every workload.
     let out = rt.block_on(recommend(&args)).unwrap();
     let rows = out.matches("\"container\": \"main\"").count();

@@ -50,7 +50,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// One-shot report from Prometheus alone: current requests vs. recommendations and their cost.
-    Recommend(RecommendArgs),
+    Recommend(Box<RecommendArgs>),
     /// The controller: watch VPAs, recommend every interval, write their status and checkpoints.
     Run(Box<crate::controller::run::RunArgs>),
 }

@@ -404,7 +404,7 @@ impl Recommender {
                 None,
             ),
             Ok(p) => {
-                let mut options = self.state.options().estimation.clone();
+                let mut options = self.state.options().estimation;
                 options.cost_aware = p.cost_aware;
                 let recommender = PodResourceRecommender::new(&options);
                 let rec = recommender.recommend(&p.policy, &self.state.aggregates_of(&m.key));
