@@ -21,7 +21,7 @@ use tailor_core::catalog::Rates;
 use tailor_core::recommender::{RecommenderOptions, Timestamp};
 use tailor_recommender::controller::history::{self, HistoryWindow, WorkloadResolver};
 use tailor_recommender::controller::r#loop::{
-    self, CostConfig, Recommender, Snapshot, StepOutput, TargetLookup,
+    self, CostConfig, PodInfo, Recommender, Snapshot, StepOutput, TargetLookup,
 };
 use tailor_recommender::controller::state::{AggregateKey, ClusterState, VpaKey};
 use tailor_recommender::controller::writer;
@@ -74,15 +74,14 @@ fn vpa(name: &str, status: Option<Value>) -> Arc<VerticalPodAutoscaler> {
     Arc::new(serde_json::from_value(v).unwrap())
 }
 
-fn pod(name: &str, app: &str) -> Arc<Pod> {
-    Arc::new(
-        serde_json::from_value(json!({
+fn pod(name: &str, app: &str) -> Arc<PodInfo> {
+    let pod: Pod = serde_json::from_value(json!({
             "metadata": {"name": name, "namespace": "shop", "labels": {"app": app}},
             "spec": {"containers": [{"name": "app", "resources": {"requests": {"cpu": "1", "memory": "1Gi"}}}]},
             "status": {"phase": "Running"}
         }))
-        .unwrap(),
-    )
+        .unwrap();
+    Arc::new(PodInfo::from_pod(&pod))
 }
 
 fn hpa_on_cpu(target: &str) -> Arc<HorizontalPodAutoscaler> {
@@ -138,7 +137,7 @@ fn usage(pods: &[&str]) -> History {
 fn step(
     r: &mut Recommender,
     vpas: &[Arc<VerticalPodAutoscaler>],
-    pods: &[Arc<Pod>],
+    pods: &[Arc<PodInfo>],
     hpas: &[Arc<HorizontalPodAutoscaler>],
     history: &History,
 ) -> StepOutput {

@@ -3,7 +3,7 @@
 //! waiting for the lease stays live (its heartbeat beats) but idle.
 
 use super::history::{self, HistoryWindow, WorkloadResolver};
-use super::r#loop::{self, CostConfig, Recommender, Snapshot, TargetLookup};
+use super::r#loop::{self, CostConfig, PodInfo, Recommender, Snapshot, TargetLookup};
 use super::metrics::Metrics;
 use super::state::{AggregateKey, ClusterState, VpaKey};
 use super::writer::{self, CheckpointMemo};
@@ -21,9 +21,9 @@ use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt as _, watcher};
 use kube::{Api, Resource};
 use serde::de::DeserializeOwned;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::fmt::Debug;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tailor_api::VerticalPodAutoscaler;
 use tailor_api::selector::Selector;
@@ -183,6 +183,95 @@ fn watch<K: Watched>(
     (reader, task)
 }
 
+/// The pod cache: compact [`PodInfo`]s (a `Store<Pod>` would hold 10,000
+/// full pods in about 80 MiB). A relist replaces the contents at once.
+#[derive(Clone, Debug, Default)]
+pub struct PodCache {
+    pods: Arc<RwLock<HashMap<(String, String), Arc<PodInfo>>>>,
+    synced: Arc<tokio::sync::Notify>,
+    ready: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl PodCache {
+    /// Every pod, in no particular order.
+    #[must_use]
+    pub fn state(&self) -> Vec<Arc<PodInfo>> {
+        let guard = self
+            .pods
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        guard.values().cloned().collect()
+    }
+
+    /// Applies one watch event; `buffer` holds a relist in progress.
+    pub fn apply(&self, buffer: &mut Vec<Arc<PodInfo>>, event: watcher::Event<Pod>) {
+        let key = |p: &PodInfo| (p.namespace.clone(), p.name.clone());
+        let write = || {
+            self.pods
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+        };
+        match event {
+            watcher::Event::Init => buffer.clear(),
+            watcher::Event::InitApply(pod) => buffer.push(Arc::new(PodInfo::from_pod(&pod))),
+            watcher::Event::InitDone => {
+                let fresh: HashMap<_, _> = buffer.drain(..).map(|p| (key(&p), p)).collect();
+                *write() = fresh;
+                self.ready.store(true, std::sync::atomic::Ordering::SeqCst);
+                self.synced.notify_waiters();
+            }
+            watcher::Event::Apply(pod) => {
+                let info = PodInfo::from_pod(&pod);
+                write().insert(key(&info), Arc::new(info));
+            }
+            watcher::Event::Delete(pod) => {
+                let info = PodInfo::from_pod(&pod);
+                write().remove(&key(&info));
+            }
+        }
+    }
+
+    /// Waits for the first complete list.
+    pub async fn wait_until_ready(&self) {
+        loop {
+            let notified = self.synced.notified();
+            if self.ready.load(std::sync::atomic::Ordering::SeqCst) {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    fn start(
+        client: &kube::Client,
+        shutdown: &CancellationToken,
+    ) -> (Self, tokio::task::JoinHandle<()>) {
+        let cache = PodCache::default();
+        let api: Api<Pod> = Api::all(client.clone());
+        let stream = watcher::watcher(api, watcher::Config::default()).default_backoff();
+        let shutdown = shutdown.clone();
+        let writer = cache.clone();
+        let task = tokio::spawn(async move {
+            let mut stream = std::pin::pin!(stream);
+            let mut buffer = Vec::new();
+            loop {
+                let next = tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    next = stream.next() => next,
+                };
+                match next {
+                    Some(Ok(event)) => writer.apply(&mut buffer, event),
+                    Some(Err(e)) => {
+                        tracing::warn!(kind = "Pod", error = %e, "watch failed; retrying")
+                    }
+                    None => return,
+                }
+            }
+        });
+        (cache, task)
+    }
+}
+
 /// Target selectors from the well-known controllers' caches.
 #[derive(Clone)]
 pub struct StoreTargets {
@@ -233,7 +322,7 @@ impl TargetLookup for StoreTargets {
 #[derive(Clone)]
 pub struct Caches {
     vpas: Store<VerticalPodAutoscaler>,
-    pods: Store<Pod>,
+    pods: PodCache,
     hpas: Store<HorizontalPodAutoscaler>,
     targets: StoreTargets,
 }
@@ -250,7 +339,11 @@ impl Caches {
         }
         Caches {
             vpas: start!(),
-            pods: start!(),
+            pods: {
+                let (cache, task) = PodCache::start(client, &token);
+                shutdown.spawn(task);
+                cache
+            },
             hpas: start!(),
             targets: StoreTargets {
                 deployments: start!(),
@@ -268,7 +361,10 @@ impl Caches {
         let t = &self.targets;
         let results = futures::join!(
             self.vpas.wait_until_ready(),
-            self.pods.wait_until_ready(),
+            async {
+                self.pods.wait_until_ready().await;
+                Ok(())
+            },
             self.hpas.wait_until_ready(),
             t.deployments.wait_until_ready(),
             t.stateful_sets.wait_until_ready(),
@@ -628,5 +724,92 @@ impl Controller {
         self.metrics.fail("checkpoint_delete", failed);
         self.metrics
             .observe_step("gc", started.elapsed().as_secs_f64());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser as _;
+
+    fn pod(name: &str) -> Pod {
+        serde_json::from_value(serde_json::json!({"metadata": {"name": name, "namespace": "shop"}}))
+            .unwrap()
+    }
+
+    fn names(c: &PodCache) -> Vec<String> {
+        let mut v: Vec<String> = c.state().iter().map(|p| p.name.clone()).collect();
+        v.sort();
+        v
+    }
+
+    #[tokio::test]
+    async fn pod_cache_relists_atomically_and_follows_events() {
+        let c = PodCache::default();
+        let mut buf = Vec::new();
+        c.apply(&mut buf, watcher::Event::Init);
+        c.apply(&mut buf, watcher::Event::InitApply(pod("a")));
+        assert!(names(&c).is_empty(), "invisible until the list completes");
+        c.apply(&mut buf, watcher::Event::InitDone);
+        c.wait_until_ready().await;
+        assert_eq!(names(&c), ["a"]);
+        c.apply(&mut buf, watcher::Event::Apply(pod("b")));
+        c.apply(&mut buf, watcher::Event::Delete(pod("a")));
+        assert_eq!(names(&c), ["b"]);
+        c.apply(&mut buf, watcher::Event::Init);
+        c.apply(&mut buf, watcher::Event::InitApply(pod("c")));
+        c.apply(&mut buf, watcher::Event::InitDone);
+        assert_eq!(names(&c), ["c"]);
+    }
+
+    #[derive(Debug, clap::Parser)]
+    struct Wrapper {
+        #[command(flatten)]
+        run: RunArgs,
+    }
+
+    #[test]
+    fn run_flags_default_as_upstream() {
+        let w = Wrapper::try_parse_from(["x", "--prometheus-url", "http://p:9090"]).unwrap();
+        let a = w.run;
+        assert_eq!(a.recommender_name, "default");
+        assert_eq!(a.recommender_interval, 60);
+        assert_eq!(a.history_length, 8 * 86_400);
+        assert_eq!(a.history_resolution, 3600);
+        assert_eq!(a.checkpoints_timeout, 60);
+        assert_eq!(a.min_checkpoints, 10);
+        assert_eq!(a.checkpoints_gc_interval, 600);
+        assert_eq!(
+            a.options.to_options(None),
+            tailor_core::recommender::RecommenderOptions::default()
+        );
+        assert!(a.leader.leader_elect);
+        assert_eq!(a.cost_config().unwrap().default_policy, None);
+    }
+
+    #[test]
+    fn a_penalty_alone_is_kept_for_annotated_vpas() {
+        let w = Wrapper::try_parse_from([
+            "x",
+            "--prometheus-url",
+            "http://p",
+            "--under-provisioning-penalty",
+            "0.36",
+        ])
+        .unwrap();
+        let c = w.run.cost_config().unwrap();
+        assert_eq!((c.default_policy, c.penalty), (None, Some(0.36)));
+        let w = Wrapper::try_parse_from([
+            "x",
+            "--prometheus-url",
+            "http://p",
+            "--cost-policy",
+            "newsvendor",
+        ])
+        .unwrap();
+        assert!(
+            w.run.cost_config().is_err(),
+            "the global policy needs the penalty"
+        );
     }
 }
