@@ -18,10 +18,11 @@ use tailor_api::selector::Selector;
 use tailor_api::target::TargetError;
 use tailor_core::catalog::Rates;
 use tailor_core::recommender::RecommenderOptions;
+use tailor_core::resources::Resources;
 use tailor_recommender::controller::r#loop::{
     CostConfig, PodInfo, Recommender, Snapshot, TargetLookup,
 };
-use tailor_recommender::controller::state::ClusterState;
+use tailor_recommender::controller::state::{ClusterState, VpaKey};
 use tailor_recommender::prom::{ContainerKey, History};
 
 const T0: i64 = 1_700_000_000;
@@ -104,26 +105,6 @@ fn main() {
         .collect();
     report("VPA and pod objects (watch caches)");
 
-    let mut history = History::default();
-    let samples = 8 * 86_400 / resolution;
-    for (i, p) in pods.iter().enumerate() {
-        let key = ContainerKey {
-            namespace: "bench".into(),
-            pod: p.name.clone(),
-            container: "main".into(),
-        };
-        let base = 0.05 + (i % 50) as f64 * 0.01;
-        let cpu = (0..samples)
-            .map(|k| (T0 + k * resolution, base + (k % 24) as f64 * 0.005))
-            .collect();
-        let mem = (0..samples)
-            .map(|k| (T0 + k * resolution, 2e8 + (k % 24) as f64 * 1e6))
-            .collect();
-        history.cpu.insert(key.clone(), cpu);
-        history.memory.insert(key, mem);
-    }
-    report("+ 8-day History from Prometheus (transient)");
-
     let mut rec = Recommender::new(
         "default",
         CostConfig {
@@ -139,6 +120,45 @@ fn main() {
         ClusterState::new(RecommenderOptions::default()).unwrap(),
     );
     let now = T0 + 8 * 86_400;
+    // The initial load as the controller does it (history::load_into): one
+    // day slice of every container at a time, each container resolved to
+    // its VPA through its owners.
+    let per_day = 86_400 / resolution;
+    let mut loaded = 0;
+    for day in 0..8 {
+        let mut history = History::default();
+        for (i, p) in pods.iter().enumerate() {
+            let key = ContainerKey {
+                namespace: "bench".into(),
+                pod: p.name.clone(),
+                container: "main".into(),
+            };
+            let base = 0.05 + (i % 50) as f64 * 0.01;
+            let times = (day * per_day..(day + 1) * per_day).map(|k| (k, T0 + k * resolution));
+            let cpu = times
+                .clone()
+                .map(|(k, t)| (t, base + (k % 24) as f64 * 0.005))
+                .collect();
+            let mem = times
+                .map(|(k, t)| (t, 2e8 + (k % 24) as f64 * 1e6))
+                .collect();
+            history.cpu.insert(key.clone(), cpu);
+            history.memory.insert(key, mem);
+        }
+        let stats = rec
+            .state
+            .add_history(
+                &history,
+                |k| {
+                    let app = k.pod.split("-pod-").next().unwrap_or_default();
+                    Some((VpaKey::new("bench", app), Resources::new(250, 512 << 20)))
+                },
+                now,
+            )
+            .unwrap();
+        loaded += stats.cpu + stats.memory;
+    }
+    report("+ 8 days loaded in day slices (peak = load)");
     let out = rec
         .step(
             Snapshot {
@@ -147,7 +167,7 @@ fn main() {
                 hpas: &[],
                 targets: &ByName,
             },
-            &history,
+            &History::default(),
             now,
         )
         .unwrap();
@@ -157,17 +177,15 @@ fn main() {
         .filter(|r| r.recommendation.is_some())
         .count();
     println!(
-        "aggregated {} samples into {} aggregates; {} VPAs recommended; histogram heap {:.1} MiB",
-        out.samples.cpu + out.samples.memory,
+        "aggregated {loaded} samples into {} aggregates; {} VPAs recommended; histogram heap {:.1} MiB",
         rec.state.aggregate_count(),
         recommended,
         rec.state.histogram_heap_bytes() as f64 / 1024.0 / 1024.0
     );
     assert_eq!(recommended, vpa_count);
-    report("+ cluster state, first step output");
-    drop(history);
+    report("+ first step (statuses for every VPA)");
     drop(out);
-    report("steady state (history and step output dropped)");
+    report("steady state (step output dropped)");
 
     // A steady-state loop: one new minute of samples, then the step.
     let mut fresh = History::default();

@@ -19,7 +19,7 @@ use tailor_api::selector::Selector;
 use tailor_api::target::{TargetError, TargetObject, target_selector};
 use tailor_core::catalog::Rates;
 use tailor_core::recommender::{RecommenderOptions, Timestamp};
-use tailor_recommender::controller::history::{self, HistoryWindow, WorkloadResolver};
+use tailor_recommender::controller::history::{self, HistoryWindow};
 use tailor_recommender::controller::r#loop::{
     self, CostConfig, PodInfo, Recommender, Snapshot, StepOutput, TargetLookup,
 };
@@ -508,60 +508,76 @@ async fn initial_history_includes_pods_that_no_longer_run() {
         length_secs: 8 * 86_400,
         resolution_secs: HOUR,
     };
-    let (history, inventory) = history::load(&prom, &SeriesConfig::default(), window, end)
-        .await
-        .unwrap();
-
     let mut r = recommender();
     let vpas = [vpa("web", None)];
     let ours = r.ours(&vpas);
-    let resolver = WorkloadResolver::new(inventory, &ours);
-    // Only web-new runs now.
+    // Day slices, as the controller loads.
+    let stats = history::load_into(
+        &prom,
+        &SeriesConfig::default(),
+        window,
+        end,
+        86_400,
+        &ours,
+        &mut r.state,
+    )
+    .await
+    .unwrap();
+    // The one-shot load of the same window, for the counts.
+    let (history, _) = history::load(&prom, &SeriesConfig::default(), window, end)
+        .await
+        .unwrap();
+    let count = |pod: &str| -> u64 {
+        history
+            .cpu
+            .iter()
+            .chain(history.memory.iter())
+            .filter(|(k, _)| k.pod == pod)
+            .map(|(_, v)| v.len() as u64)
+            .sum()
+    };
+    assert!(count("stray") > 0 && count("web-old-a") > 0 && count("web-new-b") > 0);
+    assert_eq!(
+        stats.untracked,
+        count("stray"),
+        "only the stray pod has no VPA"
+    );
+    assert_eq!(
+        stats.cpu + stats.memory + stats.dropped + stats.invalid,
+        count("web-old-a") + count("web-new-b")
+    );
+    let cpu_web = history
+        .cpu
+        .iter()
+        .filter(|(k, _)| k.pod != "stray")
+        .map(|(_, v)| v.len() as u64)
+        .sum::<u64>();
+    let agg = &r.state.aggregates_of(&VpaKey::new("shop", "web"))["app"];
+    assert_eq!(
+        agg.total_samples_count, cpu_web,
+        "every CPU sample of both pods, none twice"
+    );
+    assert!(
+        agg.total_samples_count >= 8 * 24 - 4,
+        "{}",
+        agg.total_samples_count
+    );
+
+    // Only web-new runs now; the first step tracks it and recommends.
     let pods = [pod("web-new-b", "web")];
     let targets = Targets(vec![deployment("web")]);
     let out = r
-        .step_with(
+        .step(
             Snapshot {
                 vpas: &vpas,
                 pods: &pods,
                 hpas: &[],
                 targets: &targets,
             },
-            &history,
-            &mut |k| resolver.resolve(k),
+            &History::default(),
             end,
         )
         .unwrap();
-    let agg = &r.state.aggregates_of(&VpaKey::new("shop", "web"))["app"];
-    let stray_samples = history
-        .cpu
-        .iter()
-        .filter(|(k, _)| k.pod == "stray")
-        .map(|(_, v)| v.len())
-        .sum::<usize>()
-        + history
-            .memory
-            .iter()
-            .filter(|(k, _)| k.pod == "stray")
-            .map(|(_, v)| v.len())
-            .sum::<usize>();
-    assert!(stray_samples > 0);
-    assert_eq!(
-        out.samples.untracked as usize, stray_samples,
-        "only the stray pod is untracked"
-    );
-    // Both halves of the week count: about 8 days of hourly samples.
-    assert!(
-        agg.total_samples_count >= 8 * 24 - 4,
-        "{}",
-        agg.total_samples_count
-    );
-    let old_cpu = history
-        .cpu
-        .iter()
-        .find(|(k, _)| k.pod == "web-old-a")
-        .map_or(0, |(_, v)| v.len());
-    assert!(old_cpu >= 4 * 24 - 2, "dead pod's history: {old_cpu}");
     // Constant 0.25 cores → target is 0.25's bucket end + 15%.
     let target = out.results[0]
         .recommendation

@@ -5,7 +5,7 @@
 //! one-shot report; their requests (the CPU sample weight) come from
 //! `kube_pod_container_resource_requests`.
 
-use super::state::VpaKey;
+use super::state::{ClusterState, SampleStats, VpaKey};
 use crate::prom::{
     ContainerKey, ContainerRequests, History, Inventory, Owners, PromClient, PromError,
     SeriesConfig,
@@ -44,6 +44,53 @@ pub async fn load(
         .load_inventory(None, None, window.length_secs, end)
         .await?;
     Ok((history, inventory))
+}
+
+/// Why the initial load stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum HistoryError {
+    /// Prometheus failed.
+    #[error(transparent)]
+    Prometheus(#[from] PromError),
+    /// The state rejected its options (validated before, so not expected).
+    #[error("history: {0}")]
+    State(#[from] tailor_core::recommender::RecommenderError),
+}
+
+/// Loads the window into `state` one `chunk_secs` slice at a time (oldest
+/// first), so only one slice of samples is in memory at once: 8 days for
+/// 10,000 containers at once is about 60 MiB of samples, a day slice 8.
+/// Every container goes through `resolve` (owners from kube-state-metrics),
+/// running or not: the running ones are tracked by the first step after.
+///
+/// # Errors
+/// Prometheus unreachable or answering with an error (what was loaded stays).
+pub async fn load_into(
+    prom: &PromClient,
+    series: &SeriesConfig,
+    window: HistoryWindow,
+    end: Timestamp,
+    chunk_secs: i64,
+    vpas: &BTreeMap<VpaKey, Arc<VerticalPodAutoscaler>>,
+    state: &mut ClusterState,
+) -> Result<SampleStats, HistoryError> {
+    let start = end - window.length_secs;
+    let inventory = prom
+        .load_inventory(None, None, window.length_secs, end)
+        .await?;
+    let resolver = WorkloadResolver::new(inventory, vpas);
+    let mut stats = SampleStats::default();
+    // Slices are whole multiples of the resolution so no sample is read twice.
+    let step = window.resolution_secs.max(1);
+    let chunk = (chunk_secs.max(step) / step) * step;
+    let mut from = start;
+    while from <= end {
+        let to = (from + chunk - step).min(end);
+        let history = prom.load_history(series, None, from, to, step).await?;
+        stats += state.add_history(&history, |k| resolver.resolve(k), end)?;
+        from = to + step;
+    }
+    Ok(stats)
 }
 
 /// Maps a container instance to the VPA whose `targetRef` is its workload

@@ -2,7 +2,7 @@
 //! server and the loop. Only the leader loads history and writes; a replica
 //! waiting for the lease stays live (its heartbeat beats) but idle.
 
-use super::history::{self, HistoryWindow, WorkloadResolver};
+use super::history::{self, HistoryWindow};
 use super::r#loop::{self, CostConfig, PodInfo, Recommender, Snapshot, TargetLookup};
 use super::metrics::Metrics;
 use super::state::{AggregateKey, ClusterState, VpaKey};
@@ -37,6 +37,8 @@ use tokio_util::sync::CancellationToken;
 
 /// The component name: Lease name, Event reporter, metric prefix.
 pub const COMPONENT: &str = "tailor-recommender";
+/// The initial history load reads this much at a time (bounds its memory).
+const HISTORY_CHUNK_SECS: i64 = 86_400;
 /// How long open admin requests may finish after a shutdown signal.
 const DRAIN: Duration = Duration::from_secs(10);
 
@@ -558,24 +560,37 @@ impl Controller {
             }
         }
         let started = Instant::now();
-        let (history, resolver) = match history::load(&self.prom, &self.series, window, now).await {
-            Ok((history, inventory)) => {
+        match history::load_into(
+            &self.prom,
+            &self.series,
+            window,
+            now,
+            HISTORY_CHUNK_SECS,
+            &ours,
+            &mut self.recommender.state,
+        )
+        .await
+        {
+            Ok(stats) => {
+                self.metrics
+                    .samples
+                    .get_or_create(&vec![("result".to_owned(), "history".to_owned())])
+                    .inc_by(stats.cpu + stats.memory);
                 tracing::info!(
-                    samples = history.sample_count(),
+                    samples = stats.cpu + stats.memory,
+                    invalid = stats.invalid,
+                    untracked = stats.untracked,
                     "history loaded from Prometheus"
                 );
-                (history, WorkloadResolver::new(inventory, &ours))
             }
             Err(e) => {
                 self.metrics.fail("prometheus", 1);
-                tracing::warn!(error = %e, "cannot load history; starting from checkpoints and fresh samples");
-                (History::default(), WorkloadResolver::default())
+                tracing::warn!(error = %e, "cannot load (all) history; going on with checkpoints and fresh samples");
             }
-        };
+        }
         self.metrics
             .observe_step("history", started.elapsed().as_secs_f64());
-        self.run_step(&history, &mut |k| resolver.resolve(k), now)
-            .await;
+        self.run_step(&History::default(), &mut |_| None, now).await;
         now
     }
 
