@@ -184,8 +184,24 @@ fn main() {
     );
     assert_eq!(recommended, vpa_count);
     report("+ first step (statuses for every VPA)");
-    drop(out);
-    report("steady state (step output dropped)");
+    // The watch then delivers every VPA with the status just applied.
+    let statuses: std::collections::HashMap<String, _> = out
+        .results
+        .into_iter()
+        .filter_map(|r| Some((r.key.name, r.status?)))
+        .collect();
+    let vpas: Vec<Arc<VerticalPodAutoscaler>> = vpas
+        .iter()
+        .map(|v| {
+            let mut v = (**v).clone();
+            v.status = statuses
+                .get(v.metadata.name.as_deref().unwrap_or_default())
+                .cloned();
+            Arc::new(v)
+        })
+        .collect();
+    drop(statuses);
+    report("steady state (VPAs cached with their status)");
 
     // A steady-state loop: one new minute of samples, then the step.
     let mut fresh = History::default();
@@ -211,5 +227,7 @@ fn main() {
         )
         .unwrap();
     assert_eq!(out.samples.cpu as usize, containers);
+    let writes = out.results.iter().filter(|r| r.status.is_some()).count();
+    println!("loop: {writes} statuses to write");
     report("during a loop (fresh samples + step output)");
 }
