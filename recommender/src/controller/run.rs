@@ -185,11 +185,14 @@ fn watch<K: Watched>(
     (reader, task)
 }
 
+/// Pods by (namespace, name).
+type PodMap = HashMap<(String, String), Arc<PodInfo>>;
+
 /// The pod cache: compact [`PodInfo`]s (a `Store<Pod>` would hold 10,000
 /// full pods in about 80 MiB). A relist replaces the contents at once.
 #[derive(Clone, Debug, Default)]
 pub struct PodCache {
-    pods: Arc<RwLock<HashMap<(String, String), Arc<PodInfo>>>>,
+    pods: Arc<RwLock<PodMap>>,
     synced: Arc<tokio::sync::Notify>,
     ready: Arc<std::sync::atomic::AtomicBool>,
 }
