@@ -154,8 +154,71 @@ impl<K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + S
 {
 }
 
-/// Starts a cluster-wide reflector for `K`; the store fills as it lists.
-fn watch<K: Watched>(
+/// Drops what the controller never reads before an object enters a cache:
+/// managed fields everywhere (server-side apply makes them large), and the pod
+/// templates of controllers (only their selectors are read; a CronJob keeps
+/// its template's labels, which are its selector).
+pub trait Slim {
+    /// Removes the unread parts in place.
+    fn slim(&mut self);
+}
+
+macro_rules! slim_meta_only {
+    ($($ty:ty),+) => {$(
+        impl Slim for $ty {
+            fn slim(&mut self) {
+                self.metadata.managed_fields = None;
+            }
+        }
+    )+};
+}
+slim_meta_only!(VerticalPodAutoscaler, HorizontalPodAutoscaler);
+
+macro_rules! slim_template {
+    ($($ty:ty),+) => {$(
+        impl Slim for $ty {
+            fn slim(&mut self) {
+                self.metadata.managed_fields = None;
+                if let Some(spec) = self.spec.as_mut() {
+                    spec.template = Default::default();
+                }
+                self.status = None;
+            }
+        }
+    )+};
+}
+slim_template!(Deployment, StatefulSet, DaemonSet, ReplicaSet, Job);
+
+impl Slim for ReplicationController {
+    fn slim(&mut self) {
+        self.metadata.managed_fields = None;
+        if let Some(spec) = self.spec.as_mut() {
+            spec.template = None;
+        }
+        self.status = None;
+    }
+}
+
+impl Slim for CronJob {
+    fn slim(&mut self) {
+        self.metadata.managed_fields = None;
+        if let Some(spec) = self.spec.as_mut()
+            && let Some(job) = spec.job_template.spec.as_mut()
+        {
+            let labels = job.template.metadata.as_mut().and_then(|m| m.labels.take());
+            job.template = Default::default();
+            job.template.metadata =
+                Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+                    labels,
+                    ..Default::default()
+                });
+        }
+        self.status = None;
+    }
+}
+
+/// Starts a cluster-wide reflector for `K` (slimmed); the store fills as it lists.
+fn watch<K: Watched + Slim>(
     client: &kube::Client,
     shutdown: &CancellationToken,
 ) -> (Store<K>, tokio::task::JoinHandle<()>) {
@@ -163,7 +226,9 @@ fn watch<K: Watched>(
     let api: Api<K> = Api::all(client.clone());
     let stream = reflector::reflector(
         writer,
-        watcher::watcher(api, watcher::Config::default()).default_backoff(),
+        watcher::watcher(api, watcher::Config::default())
+            .default_backoff()
+            .modify(K::slim),
     );
     let shutdown = shutdown.clone();
     let task = tokio::spawn(async move {
@@ -778,6 +843,42 @@ mod tests {
         c.apply(&mut buf, watcher::Event::InitApply(pod("c")));
         c.apply(&mut buf, watcher::Event::InitDone);
         assert_eq!(names(&c), ["c"]);
+    }
+
+    #[test]
+    fn slimmed_controllers_keep_their_selectors() {
+        let target = |kind: &str| CrossVersionObjectReference {
+            api_version: Some("apps/v1".into()),
+            kind: kind.into(),
+            name: "web".into(),
+        };
+        let template = serde_json::json!({"metadata": {"labels": {"app": "web", "tier": "fe"}},
+            "spec": {"containers": [{"name": "app", "image": "x"}]}});
+        let mut d: Deployment = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "web", "managedFields": [{"manager": "kubectl"}]},
+            "spec": {"selector": {"matchLabels": {"app": "web"}}, "template": template}
+        }))
+        .unwrap();
+        d.slim();
+        assert!(d.metadata.managed_fields.is_none());
+        assert!(d.spec.as_ref().unwrap().template.spec.is_none());
+        let sel =
+            target_selector(&target("Deployment"), Some(TargetObject::Deployment(&d))).unwrap();
+        assert_eq!(sel, Selector::parse("app=web").unwrap());
+
+        let mut c: CronJob = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "web"},
+            "spec": {"schedule": "* * * * *", "jobTemplate": {"spec": {"template": template}}}
+        }))
+        .unwrap();
+        let before = target_selector(&target("CronJob"), Some(TargetObject::CronJob(&c))).unwrap();
+        c.slim();
+        let job = c.spec.as_ref().unwrap().job_template.spec.as_ref().unwrap();
+        assert!(job.template.spec.is_none());
+        assert_eq!(
+            target_selector(&target("CronJob"), Some(TargetObject::CronJob(&c))).unwrap(),
+            before
+        );
     }
 
     #[derive(Debug, clap::Parser)]
