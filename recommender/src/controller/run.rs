@@ -524,7 +524,6 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             anyhow::Ok(leader.wait_until_leader().await)
         } => r?,
     };
-    beating.abort();
     if started {
         let recorder = kube::runtime::events::Recorder::new(
             kube.clone(),
@@ -549,7 +548,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             length_secs: args.history_length,
             resolution_secs: args.history_resolution,
         };
+        // The history load can outlast 3 intervals: keep beating through it.
         let mut last_end = controller.start(window).await;
+        beating.abort();
         heartbeat.beat();
         let mut tick = tokio::time::interval(interval);
         tick.tick().await;
@@ -573,6 +574,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             heartbeat.beat();
         }
     }
+    beating.abort();
     shutdown.trigger();
     shutdown.drain(DRAIN + Duration::from_secs(5)).await?;
     admin_task.await??;
