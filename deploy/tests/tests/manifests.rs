@@ -618,3 +618,63 @@ fn dockerfile_builds_every_deployed_binary() {
     assert!(text.contains("cargo build --release --locked"));
     assert!(text.contains("USER 65532:65532"));
 }
+
+/// The `groups:` block of docs/operations.md's alerts, parsed.
+fn documented_alerts() -> Value {
+    let ops = std::fs::read_to_string(repo_root().join("docs/operations.md")).unwrap();
+    let start = ops
+        .find("```yaml\ngroups:")
+        .expect("alerts block in docs/operations.md")
+        + 8;
+    let end = start + ops[start..].find("```").unwrap();
+    serde_yaml::from_str(&ops[start..end]).unwrap()
+}
+
+#[test]
+fn prometheus_rule_is_the_documented_alerts() {
+    let objects = all();
+    let rule = find(&objects, "PrometheusRule", "tailor");
+    assert_eq!(rule["spec"], documented_alerts());
+    let alerts: Vec<&str> = rule["spec"]["groups"][0]["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| str_at(r, &["alert"]))
+        .collect();
+    assert!(alerts.len() >= 5, "{alerts:?}");
+    // The webhook's name as the API server labels its admission metrics.
+    let webhook = str_at(
+        &find(
+            &objects,
+            "MutatingWebhookConfiguration",
+            "tailor-admission-webhook",
+        )["webhooks"][0],
+        &["name"],
+    );
+    assert!(
+        serde_json::to_string(&rule["spec"])
+            .unwrap()
+            .contains(webhook),
+        "alerts must name the webhook {webhook}"
+    );
+}
+
+#[test]
+fn alerts_pass_promtool() {
+    let dir = std::env::temp_dir().join(format!("tailor-alerts-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("rules.yaml");
+    std::fs::write(&file, serde_yaml::to_string(&documented_alerts()).unwrap()).unwrap();
+    // promtool comes with Debian's prometheus package, which scripts/test installs.
+    let out = std::process::Command::new("promtool")
+        .args(["check", "rules"])
+        .arg(&file)
+        .output()
+        .expect("promtool not found: install Debian's prometheus package (scripts/test does)");
+    assert!(
+        out.status.success(),
+        "promtool rejected the alerts:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
