@@ -77,6 +77,7 @@ fn every_overlay_is_tested() {
         [
             "all",
             "beside-upstream-vpa",
+            "expander-aws",
             "metrics-adapter-only",
             "recommender-only",
             "vpa"
@@ -91,6 +92,7 @@ fn every_overlay_is_tested() {
 #[case("recommender-only", &["recommender"], true)]
 #[case("beside-upstream-vpa", &["recommender"], false)]
 #[case("metrics-adapter-only", &["metrics-adapter"], false)]
+#[case("expander-aws", &["expander"], false)]
 fn overlays_render(#[case] overlay: &str, #[case] components: &[&str], #[case] crds: bool) {
     let objects = render(overlay);
     let mut deployments: Vec<&str> = of_kind(&objects, "Deployment")
@@ -131,6 +133,49 @@ fn beside_upstream_the_recommender_answers_only_to_its_own_name() {
         .collect();
     assert!(args.contains(&"--recommender-name=tailor"), "{args:?}");
     assert!(!args.iter().any(|a| a.ends_with("=default")), "{args:?}");
+}
+
+#[test]
+fn expander_aws_mode_is_leader_elected_with_an_iam_role() {
+    let objects = render("expander-aws");
+    let d = find(&objects, "Deployment", "tailor-expander");
+    let c = &d["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(c["args"][0], "aws");
+    assert!(
+        c["args"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a.as_str().unwrap().starts_with("--cluster-name=")),
+        "{}",
+        c["args"]
+    );
+    let env: BTreeSet<&str> = c["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| str_at(e, &["name"]))
+        .collect();
+    assert!(
+        env.contains("POD_NAME") && env.contains("POD_NAMESPACE"),
+        "{env:?}"
+    );
+    // The base's volumes and ports stay (the patch merged, not replaced).
+    assert_eq!(c["volumeMounts"].as_array().unwrap().len(), 2);
+    let sa = find(&objects, "ServiceAccount", "tailor-expander");
+    assert!(
+        str_at(
+            sa,
+            &["metadata", "annotations", "eks.amazonaws.com/role-arn"]
+        )
+        .starts_with("arn:aws:iam::")
+    );
+    assert_eq!(
+        str_at(sa, &["metadata", "labels", "app.kubernetes.io/name"]),
+        "tailor-expander"
+    );
+    let granted = rbac::grants(&objects, NAMESPACE, "tailor-expander").unwrap();
+    assert!(granted.contains(&Permission::new("coordination.k8s.io", "leases", "update")));
 }
 
 #[test]
