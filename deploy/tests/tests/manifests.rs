@@ -500,11 +500,17 @@ fn metrics_adapter_has_the_aggregated_api_bindings() {
 /// Grants allowed beyond a binary's own calls, each for a stated reason.
 fn exceptions(component: &str) -> BTreeSet<Permission> {
     match component {
-        // The extension-apiserver-authentication-reader Role every aggregated
-        // API server is bound to grants get/list/watch on the front-proxy CA.
+        // Every aggregated API server is bound to two built-in roles: the
+        // extension-apiserver-authentication-reader Role (get/list/watch on the
+        // front-proxy CA ConfigMap) and system:auth-delegator (TokenReview,
+        // SubjectAccessReview), whether or not its flags use them.
         "metrics-adapter" => ["get", "list", "watch"]
             .iter()
             .map(|v| Permission::new("", "configmaps", v))
+            .chain([
+                Permission::new("authentication.k8s.io", "tokenreviews", "create"),
+                Permission::new("authorization.k8s.io", "subjectaccessreviews", "create"),
+            ])
             .collect(),
         _ => BTreeSet::new(),
     }
