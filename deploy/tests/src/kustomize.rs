@@ -78,7 +78,7 @@ pub enum KustomizeError {
 /// Unreadable or invalid files, unsupported fields, duplicates, unmatched patches.
 pub fn build(dir: &Path) -> Result<Vec<Value>, KustomizeError> {
     let mut objects = build_unsorted(dir)?;
-    objects.sort_by_key(|o| (kind_rank(str_at(o, &["kind"])), id(o)));
+    objects.sort_by_key(order_key);
     Ok(objects)
 }
 
@@ -374,10 +374,11 @@ pub fn str_at<'a>(value: &'a Value, path: &[&str]) -> &'a str {
         .unwrap_or("")
 }
 
-/// kustomize's legacy output order: dependencies (namespaces, CRDs, RBAC,
-/// config) before workloads, webhooks last; other kinds in between.
-fn kind_rank(kind: &str) -> usize {
-    const FIRST: [&str; 19] = [
+/// kustomize's default ("legacy") output order: these kinds first, in this
+/// order, webhooks last, every other kind in between sorted by
+/// `group_version_kind`; then by namespace and name.
+fn order_key(object: &Value) -> (usize, String, String, String) {
+    const FIRST: [&str; 22] = [
         "Namespace",
         "ResourceQuota",
         "StorageClass",
@@ -397,20 +398,38 @@ fn kind_rank(kind: &str) -> usize {
         "PersistentVolume",
         "PersistentVolumeClaim",
         "Deployment",
+        "StatefulSet",
+        "CronJob",
+        "PodDisruptionBudget",
     ];
-    const LAST: [&str; 4] = [
+    const LAST: [&str; 2] = [
         "MutatingWebhookConfiguration",
         "ValidatingWebhookConfiguration",
-        "APIService",
-        "ServiceMonitor",
     ];
-    if let Some(i) = FIRST.iter().position(|k| *k == kind) {
+    let kind = str_at(object, &["kind"]);
+    let (group, version) = match str_at(object, &["apiVersion"]).rsplit_once('/') {
+        Some((group, version)) => (group, version),
+        None => ("", str_at(object, &["apiVersion"])),
+    };
+    let gvk = format!(
+        "{}_{}_{}",
+        if group.is_empty() { "~G" } else { group },
+        version,
+        kind
+    );
+    let rank = if let Some(i) = FIRST.iter().position(|k| *k == kind) {
         i
     } else if let Some(i) = LAST.iter().position(|k| *k == kind) {
         FIRST.len() + 1 + i
     } else {
         FIRST.len()
-    }
+    };
+    (
+        rank,
+        gvk,
+        str_at(object, &["metadata", "namespace"]).to_owned(),
+        str_at(object, &["metadata", "name"]).to_owned(),
+    )
 }
 
 fn read_yaml(path: &Path) -> Result<Vec<Value>, KustomizeError> {
@@ -595,6 +614,37 @@ mod tests {
         assert_eq!(kinds, ["Namespace", "ServiceAccount"]);
         let stream = to_stream(&objects).unwrap();
         assert_eq!(stream.matches("---\n").count(), 2);
+    }
+
+    #[test]
+    fn orders_like_kustomize_legacy() {
+        let object = |api: &str, kind: &str, ns: &str, name: &str| json!({"apiVersion": api, "kind": kind, "metadata": {"name": name, "namespace": ns}});
+        let mut objects = [
+            object(
+                "admissionregistration.k8s.io/v1",
+                "MutatingWebhookConfiguration",
+                "",
+                "w",
+            ),
+            object("networking.k8s.io/v1", "NetworkPolicy", "n", "p"),
+            object("apiregistration.k8s.io/v1", "APIService", "", "a"),
+            object("policy/v1", "PodDisruptionBudget", "n", "b"),
+            object("apps/v1", "Deployment", "n", "d"),
+            object("rbac.authorization.k8s.io/v1", "RoleBinding", "n", "r"),
+            object(
+                "rbac.authorization.k8s.io/v1",
+                "RoleBinding",
+                "kube-system",
+                "z",
+            ),
+            object("v1", "Namespace", "", "n"),
+        ];
+        objects.sort_by_key(order_key);
+        let names: Vec<_> = objects
+            .iter()
+            .map(|o| str_at(o, &["metadata", "name"]))
+            .collect();
+        assert_eq!(names, ["n", "z", "r", "d", "b", "a", "p", "w"]);
     }
 
     #[rstest]
