@@ -709,9 +709,9 @@ mod tests {
             }
         }
 
-        /// Following its own decisions every 15 s, the count never drops by more
-        /// than a Pods policy allows within its period, nor below the highest raw
-        /// recommendation of the stabilisation window.
+        /// Following its own decisions every 15 s, no scale-down goes more than a
+        /// Pods policy allows below the count at the start of its period, nor below
+        /// the highest raw recommendation of the stabilisation window.
         #[test]
         fn scale_down_never_faster_than_policy_or_window(
             start in 1i32..60,
@@ -741,16 +741,21 @@ mod tests {
                     raw.push((t, m.max(0)));
                 }
                 let next = d.desired_replicas;
-                // Net decrease over the policy period (events strictly after t − period).
-                let cutoff = t - f64::from(period);
-                let before = history
-                    .iter()
-                    .rev()
-                    .find(|(at, _)| *at <= cutoff)
-                    .map_or(history[0].1, |&(_, r)| r);
-                prop_assert!(before - next <= pods_per_period,
-                    "dropped from {before} to {next} within {period}s (policy {pods_per_period})");
                 if next < current {
+                    // A scale-down may go at most `pods_per_period` below the count
+                    // at the start of the policy period (events strictly after
+                    // t − period undone, scale-ups included, as upstream). Steps that
+                    // do not scale down are not bound by it: a scale-down made just
+                    // after a scale-up can leave the count far below what it was one
+                    // period later, and upstream allows that too.
+                    let cutoff = t - f64::from(period);
+                    let before = history
+                        .iter()
+                        .rev()
+                        .find(|(at, _)| *at <= cutoff)
+                        .map_or(history[0].1, |&(_, r)| r);
+                    prop_assert!(before - next <= pods_per_period,
+                        "dropped from {before} to {next} within {period}s (policy {pods_per_period})");
                     let held = raw
                         .iter()
                         .filter(|(at, _)| *at > t - f64::from(window))
