@@ -348,11 +348,28 @@ impl Actor {
                 "Dry run: would resize in place to apply VPA {}'s recommendation: {}",
                 a.vpa, a.message
             );
-            self.event(report, &pod_ref, EventType::Normal, reason::WOULD_RESIZE, note, "Resize")
-                .await;
-            let note = format!("Dry run: would resize pod {} in place: {}", a.pod, a.message);
-            self.event(report, &vpa_ref, EventType::Normal, reason::WOULD_RESIZE, note, "Resize")
-                .await;
+            self.event(
+                report,
+                &pod_ref,
+                EventType::Normal,
+                reason::WOULD_RESIZE,
+                note,
+                "Resize",
+            )
+            .await;
+            let note = format!(
+                "Dry run: would resize pod {} in place: {}",
+                a.pod, a.message
+            );
+            self.event(
+                report,
+                &vpa_ref,
+                EventType::Normal,
+                reason::WOULD_RESIZE,
+                note,
+                "Resize",
+            )
+            .await;
             return;
         }
         match resize(&self.client, &a.namespace, &a.pod, patch, self.call_timeout).await {
@@ -364,11 +381,25 @@ impl Actor {
                     "Resized in place by tailor-updater to apply VPA {}'s recommendation: {}",
                     a.vpa, a.message
                 );
-                self.event(report, &pod_ref, EventType::Normal, reason::RESIZED, note, "Resize")
-                    .await;
+                self.event(
+                    report,
+                    &pod_ref,
+                    EventType::Normal,
+                    reason::RESIZED,
+                    note,
+                    "Resize",
+                )
+                .await;
                 let note = format!("Resized pod {} in place: {}", a.pod, a.message);
-                self.event(report, &vpa_ref, EventType::Normal, reason::RESIZED_POD, note, "Resize")
-                    .await;
+                self.event(
+                    report,
+                    &vpa_ref,
+                    EventType::Normal,
+                    reason::RESIZED_POD,
+                    note,
+                    "Resize",
+                )
+                .await;
             }
             Err(e) => {
                 *report.failures.entry("resize").or_default() += 1;
@@ -394,11 +425,25 @@ impl Actor {
                 "Dry run: would evict to apply VPA {}'s recommendation: {because}",
                 a.vpa
             );
-            self.event(report, &pod_ref, EventType::Normal, reason::WOULD_EVICT, note, "Evict")
-                .await;
+            self.event(
+                report,
+                &pod_ref,
+                EventType::Normal,
+                reason::WOULD_EVICT,
+                note,
+                "Evict",
+            )
+            .await;
             let note = format!("Dry run: would evict pod {}: {because}", a.pod);
-            self.event(report, &vpa_ref, EventType::Normal, reason::WOULD_EVICT, note, "Evict")
-                .await;
+            self.event(
+                report,
+                &vpa_ref,
+                EventType::Normal,
+                reason::WOULD_EVICT,
+                note,
+                "Evict",
+            )
+            .await;
             return;
         }
         match evict(&self.client, &a.namespace, &a.pod, self.call_timeout).await {
@@ -409,11 +454,25 @@ impl Actor {
                     "Evicted by tailor-updater to apply VPA {}'s recommendation: {because}",
                     a.vpa
                 );
-                self.event(report, &pod_ref, EventType::Normal, reason::EVICTED, note, "Evict")
-                    .await;
+                self.event(
+                    report,
+                    &pod_ref,
+                    EventType::Normal,
+                    reason::EVICTED,
+                    note,
+                    "Evict",
+                )
+                .await;
                 let note = format!("Evicted pod {}: {because}", a.pod);
-                self.event(report, &vpa_ref, EventType::Normal, reason::EVICTED_POD, note, "Evict")
-                    .await;
+                self.event(
+                    report,
+                    &vpa_ref,
+                    EventType::Normal,
+                    reason::EVICTED_POD,
+                    note,
+                    "Evict",
+                )
+                .await;
             }
             Err(EvictError::TooManyRequests(message)) => {
                 report.refused += 1;

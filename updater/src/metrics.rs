@@ -119,10 +119,14 @@ impl Metrics {
     pub fn record_step(&self, out: &StepOutput) {
         self.pods_considered.inc_by(out.considered as u64);
         for s in &out.skipped {
-            self.pods_skipped.get_or_create(&label("reason", s.reason)).inc();
+            self.pods_skipped
+                .get_or_create(&label("reason", s.reason))
+                .inc();
         }
         for p in &out.vpa_problems {
-            self.vpas_skipped.get_or_create(&label("reason", p.reason)).inc();
+            self.vpas_skipped
+                .get_or_create(&label("reason", p.reason))
+                .inc();
         }
         self.budget_exhausted.inc_by(out.budgets_exhausted as u64);
     }

@@ -456,7 +456,10 @@ mod tests {
         }))
         .unwrap();
         let e = eviction_requirements(&vpa).unwrap_err();
-        assert!(e.contains("evictionRequirements[0].changeRequirement"), "{e}");
+        assert!(
+            e.contains("evictionRequirements[0].changeRequirement"),
+            "{e}"
+        );
         assert!(e.contains("Sideways"), "{e}");
     }
 }

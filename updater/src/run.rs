@@ -23,7 +23,9 @@ use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tailor_api::VerticalPodAutoscaler;
 use tailor_core::update::UpdaterConfig;
-use tailor_runtime::args::{AdminArgs, KubeClientArgs, LeaderElectionArgs, LogArgs, parse_duration};
+use tailor_runtime::args::{
+    AdminArgs, KubeClientArgs, LeaderElectionArgs, LogArgs, parse_duration,
+};
 use tailor_runtime::lease::{LeaderElector, LeaderState, LeaseConfig};
 use tailor_runtime::{Shutdown, admin, client, telemetry};
 use tokio_util::sync::CancellationToken;
@@ -102,7 +104,11 @@ pub struct Cli {
     #[arg(long, env = "TAILOR_VPA_OBJECT_NAMESPACE")]
     pub vpa_object_namespace: Option<String>,
     /// Comma-separated namespaces whose VPAs are ignored.
-    #[arg(long, value_delimiter = ',', env = "TAILOR_IGNORED_VPA_OBJECT_NAMESPACES")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        env = "TAILOR_IGNORED_VPA_OBJECT_NAMESPACES"
+    )]
     pub ignored_vpa_object_namespaces: Vec<String>,
     /// Timeout of each eviction, resize and Event call.
     #[arg(long, default_value = "30s", value_parser = parse_duration, env = "TAILOR_API_CALL_TIMEOUT")]
@@ -323,11 +329,7 @@ impl ControllerCache {
         false
     }
 
-    fn start<K: Controlled + Watched>(
-        &mut self,
-        client: &kube::Client,
-        shutdown: &Shutdown,
-    ) {
+    fn start<K: Controlled + Watched>(&mut self, client: &kube::Client, shutdown: &Shutdown) {
         let synced = Synced::default();
         self.synced.push(synced.clone());
         let cache = self.clone();
@@ -570,7 +572,9 @@ async fn iteration(
         crate::act::ActReport::default()
     };
     metrics.record_actions(&report, dry_run);
-    metrics.resizes_tracked.set(i64::try_from(tracker.len()).unwrap_or(i64::MAX));
+    metrics
+        .resizes_tracked
+        .set(i64::try_from(tracker.len()).unwrap_or(i64::MAX));
     let seconds = started.elapsed().as_secs_f64();
     metrics.loop_seconds.observe(seconds);
     tracing::info!(
