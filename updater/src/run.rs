@@ -247,11 +247,14 @@ fn drive<K: Watched>(
     })
 }
 
+/// Pods by (namespace, name).
+type PodMap = HashMap<(String, String), Arc<PodEntry>>;
+
 /// The pod cache: compact [`PodEntry`]s by (namespace, name). A relist
 /// replaces the contents at once.
 #[derive(Clone, Debug, Default)]
 pub struct PodCache {
-    pods: Arc<RwLock<HashMap<(String, String), Arc<PodEntry>>>>,
+    pods: Arc<RwLock<PodMap>>,
     synced: Synced,
 }
 

@@ -397,3 +397,23 @@ async fn one_loop_from_cache_contents_to_requests() {
     api.verify().await;
     assert_eq!(report.evicted, 1);
 }
+
+#[test]
+fn the_deployment_args_parse_with_the_cli() {
+    use clap::Parser as _;
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../deploy/base/updater/deployment.yaml"
+    ))
+    .unwrap();
+    let d: Value = serde_yaml::from_str(&text).unwrap();
+    let container = &d["spec"]["template"]["spec"]["containers"][0];
+    let mut argv = vec!["tailor-updater".to_owned()];
+    for a in container["args"].as_array().unwrap() {
+        argv.push(a.as_str().unwrap().to_owned());
+    }
+    let cli = tailor_updater::run::Cli::try_parse_from(&argv).unwrap();
+    let c = cli.step_config().unwrap();
+    assert_eq!(c.updater, tailor_core::update::UpdaterConfig::default());
+    assert!(!cli.dry_run);
+}
