@@ -654,6 +654,62 @@ mod tests {
         assert!(err.contains(args[0].split('=').next().unwrap()), "{err}");
     }
 
+    fn pod(name: &str) -> Pod {
+        serde_json::from_value(serde_json::json!({"metadata": {"name": name, "namespace": "shop"}}))
+            .unwrap()
+    }
+
+    fn rs(name: &str) -> ReplicaSet {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": name, "namespace": "shop"},
+            "spec": {"replicas": 3, "selector": {"matchLabels": {"app": name}}}
+        }))
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn caches_relist_atomically_and_follow_events() {
+        let pods = PodCache::default();
+        let mut buf = Vec::new();
+        let names = |c: &PodCache| {
+            let mut v: Vec<String> = c.state().iter().map(|p| p.pod.name.clone()).collect();
+            v.sort();
+            v
+        };
+        pods.apply(&mut buf, watcher::Event::Init);
+        pods.apply(&mut buf, watcher::Event::InitApply(pod("a")));
+        assert!(
+            names(&pods).is_empty(),
+            "invisible until the list completes"
+        );
+        pods.apply(&mut buf, watcher::Event::InitDone);
+        pods.synced.wait().await;
+        pods.apply(&mut buf, watcher::Event::Apply(pod("b")));
+        pods.apply(&mut buf, watcher::Event::Delete(pod("a")));
+        assert_eq!(names(&pods), ["b"]);
+
+        // A ReplicaSet relist replaces ReplicaSets only.
+        let controllers = ControllerCache::default();
+        let mut buf = Vec::new();
+        controllers.apply(&mut buf, watcher::Event::Apply(rs("old")));
+        let d: Deployment = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "web", "namespace": "shop"}, "spec": {"selector": {}, "template": {}}
+        }))
+        .unwrap();
+        controllers.apply(&mut Vec::new(), watcher::Event::Apply(d));
+        controllers.apply(&mut buf, watcher::Event::<ReplicaSet>::Init);
+        controllers.apply(&mut buf, watcher::Event::InitApply(rs("new")));
+        assert!(controllers.apply(&mut buf, watcher::Event::<ReplicaSet>::InitDone));
+        let index = controllers.index.read().unwrap();
+        let mut keys: Vec<_> = index.keys().map(|k| (k.1.as_str(), k.2.as_str())).collect();
+        keys.sort_unstable();
+        assert_eq!(keys, [("Deployment", "web"), ("ReplicaSet", "new")]);
+        assert_eq!(
+            index[&("shop".into(), "ReplicaSet".into(), "new".into())].replicas,
+            Some(3)
+        );
+    }
+
     #[test]
     fn zero_interval_is_refused() {
         let cli = Cli::try_parse_from(["tailor-updater", "--updater-interval=0s"]).unwrap();
