@@ -83,6 +83,13 @@ fn build() -> Cluster {
     Cluster { vpas, pods, index }
 }
 
+/// Nanoseconds this thread has spent on a CPU (Linux schedstat): the machine
+/// is shared, so wall-clock figures include waiting for a core.
+fn thread_cpu_ns() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    s.split_whitespace().next()?.parse().ok()
+}
+
 fn bench(c: &mut Criterion) {
     let cluster = build();
     let config = StepConfig::default();
@@ -99,6 +106,17 @@ fn bench(c: &mut Criterion) {
         out.skipped.len()
     );
     assert_eq!(out.considered, VPAS * PODS_PER_VPA);
+    if let Some(start) = thread_cpu_ns() {
+        const N: u32 = 20;
+        for _ in 0..N {
+            black_box(step(snap, &config, &mut ResizeTracker::default(), NOW));
+        }
+        if let Some(end) = thread_cpu_ns() {
+            #[allow(clippy::cast_precision_loss)]
+            let ms = (end - start) as f64 / f64::from(N) / 1e6;
+            eprintln!("step_10000_pods_2000_vpas: {ms:.2} ms on-CPU per step ({N} steps)");
+        }
+    }
     c.bench_function("step_10000_pods_2000_vpas", |b| {
         b.iter(|| {
             let mut tracker = ResizeTracker::default();
