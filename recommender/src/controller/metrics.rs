@@ -32,6 +32,8 @@ pub struct Metrics {
     pub failures: Family<Labels, Counter>,
     /// Samples by `result` (aggregated, invalid, dropped, untracked).
     pub samples: Family<Labels, Counter>,
+    /// OOM kills seen in pod status, by `result` (recorded, untracked, discarded).
+    pub oom_kills: Family<Labels, Counter>,
     /// Checkpoints written.
     pub checkpoints_written: Counter,
     /// Aggregates tracked.
@@ -61,6 +63,7 @@ impl Metrics {
             status_writes: Counter::default(),
             failures: Family::default(),
             samples: Family::default(),
+            oom_kills: Family::default(),
             checkpoints_written: Counter::default(),
             aggregates: Gauge::default(),
             containers: Gauge::default(),
@@ -88,6 +91,11 @@ impl Metrics {
             m.failures.clone(),
         );
         registry.register("samples", "Usage samples by result", m.samples.clone());
+        registry.register(
+            "oom_kills",
+            "OOM kills seen in pod status, by result (recorded as a memory bump, untracked container, discarded as older than the current interval)",
+            m.oom_kills.clone(),
+        );
         registry.register(
             "checkpoints_written",
             "VerticalPodAutoscalerCheckpoints written",
@@ -144,6 +152,18 @@ impl Metrics {
             self.samples
                 .get_or_create(&labels(&[("result", result)]))
                 .inc_by(n);
+        }
+        let o = out.ooms;
+        for (result, n) in [
+            ("recorded", o.recorded),
+            ("untracked", o.untracked),
+            ("discarded", o.discarded),
+        ] {
+            if n > 0 {
+                self.oom_kills
+                    .get_or_create(&labels(&[("result", result)]))
+                    .inc_by(n);
+            }
         }
         self.aggregates
             .set(i64::try_from(aggregates).unwrap_or(i64::MAX));

@@ -88,6 +88,29 @@ impl std::ops::AddAssign for SampleStats {
     }
 }
 
+/// An OOM kill seen in a pod's status (see [`super::oom`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OomEvent {
+    /// Namespace, pod and container.
+    pub container: ContainerKey,
+    /// When the killed container finished.
+    pub timestamp: Timestamp,
+    /// The container's memory request then, bytes (0 when none).
+    pub memory_request_bytes: i64,
+}
+
+/// What became of the OOM kills given to [`ClusterState::record_ooms`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OomStats {
+    /// Recorded as memory samples (the bump).
+    pub recorded: u64,
+    /// Of a container no VPA tracks, ignored.
+    pub untracked: u64,
+    /// Older than the container's current memory aggregation interval, or
+    /// with a negative request: discarded (as upstream).
+    pub discarded: u64,
+}
+
 #[derive(Clone, Debug)]
 struct Tracked {
     aggregate: AggregateKey,
@@ -260,6 +283,35 @@ impl ClusterState {
             }
         }
         Ok(stats)
+    }
+
+    /// Records OOM kills of tracked containers: the container's memory need
+    /// (its request or the interval's peak, bumped) becomes the interval's
+    /// memory sample, as upstream's recommender does. Call after the
+    /// containers are synced and the samples added.
+    pub fn record_ooms(&mut self, ooms: &[OomEvent]) -> OomStats {
+        let mut stats = OomStats::default();
+        for oom in ooms {
+            let Some(tracked) = self.containers.get_mut(&oom.container) else {
+                stats.untracked += 1;
+                continue;
+            };
+            let Some(aggregate) = self.aggregates.get_mut(&tracked.aggregate) else {
+                stats.untracked += 1;
+                continue;
+            };
+            match tracked
+                .state
+                .record_oom(aggregate, oom.timestamp, oom.memory_request_bytes)
+            {
+                Ok(()) => stats.recorded += 1,
+                Err(e) => {
+                    stats.discarded += 1;
+                    tracing::debug!(container = ?oom.container, error = %e, "OOM discarded");
+                }
+            }
+        }
+        stats
     }
 
     /// Loads a checkpoint into the (VPA, container) aggregate, replacing what
