@@ -201,6 +201,7 @@ fn main() {
         kept.push(r);
     }
     out.results = kept;
+    report("+ first step (every status built and written)");
     metrics.record_step(&out, rec.state.aggregate_count(), rec.state.container_count());
     let recommended = out
         .results
@@ -215,7 +216,7 @@ fn main() {
     );
     assert_eq!(recommended, vpa_count);
     drop(out);
-    report("+ first step (every status written, metrics)");
+    report("+ metrics recorded");
     drop((vpas, by_name));
     let vpas = delivered;
     report("steady state (VPAs cached, statuses written)");
