@@ -11,7 +11,8 @@
 
 use super::r#loop::VpaInfo;
 use k8s_openapi::api::autoscaling::v1::CrossVersionObjectReference;
-use kube::api::{Api, DynamicObject, GroupVersionKind};
+use kube::api::{Api, DynamicObject};
+use kube::core::GroupVersion;
 use kube::discovery::{ApiCapabilities, ApiResource};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, RwLock};
@@ -49,12 +50,11 @@ pub enum LookupError {
 
 /// A custom target: namespace, apiVersion, kind, name.
 type TargetKey = (String, String, String, String);
-/// apiVersion, kind.
-type KindKey = (String, String);
 
 #[derive(Debug, Default)]
 struct Entries {
-    kinds: BTreeMap<KindKey, (Timestamp, Result<ApiResource, LookupError>)>,
+    /// By apiVersion.
+    served: BTreeMap<String, (Timestamp, Result<Served, LookupError>)>,
     selectors: BTreeMap<TargetKey, (Timestamp, Result<Selector, LookupError>)>,
 }
 
@@ -84,38 +84,40 @@ fn unsupported(target: &CrossVersionObjectReference) -> LookupError {
     }
 }
 
-fn gvk(api_version: &str, kind: &str) -> GroupVersionKind {
+fn group_version(api_version: &str) -> GroupVersion {
     // `v1` is the core group; an absent apiVersion is read as `v1` too.
     let (group, version) = match api_version.split_once('/') {
         Some((g, v)) => (g, v),
         None if api_version.is_empty() => ("", "v1"),
         None => ("", api_version),
     };
-    GroupVersionKind::gvk(group, version, kind)
+    GroupVersion::gv(group, version)
 }
 
 fn is_not_found(e: &kube::Error) -> bool {
     matches!(e, kube::Error::Api(s) if s.code == 404)
 }
 
-async fn discover(
-    client: &kube::Client,
-    target: &CrossVersionObjectReference,
-) -> Result<ApiResource, LookupError> {
-    let api_version = target.api_version.clone().unwrap_or_default();
-    let found: Result<(ApiResource, ApiCapabilities), kube::Error> =
-        kube::discovery::pinned_kind(client, &gvk(&api_version, &target.kind)).await;
-    match found {
-        Ok((resource, caps)) => {
-            if caps.subresources.iter().any(|(r, _)| r.plural == "scale") {
-                Ok(resource)
-            } else {
-                Err(unsupported(target))
-            }
+/// The kinds one group/version serves: the resource of each kind that has a
+/// `/scale` subresource, `None` for kinds without one.
+type Served = BTreeMap<String, Option<ApiResource>>;
+
+async fn discover(client: &kube::Client, api_version: &str) -> Result<Served, LookupError> {
+    let gv = group_version(api_version);
+    match kube::discovery::pinned_group(client, &gv).await {
+        Ok(group) => {
+            let version = group.preferred_version_or_latest().to_owned();
+            Ok(group
+                .versioned_resources(&version)
+                .into_iter()
+                .map(|(resource, caps): (ApiResource, ApiCapabilities)| {
+                    let scalable = caps.subresources.iter().any(|(r, _)| r.plural == "scale");
+                    (resource.kind.clone(), scalable.then_some(resource))
+                })
+                .collect())
         }
-        // The group/version is not served, or it has no such kind.
-        Err(kube::Error::Discovery(_)) => Err(unsupported(target)),
-        Err(e) if is_not_found(&e) => Err(unsupported(target)),
+        // The group/version is not served: no kind of it has /scale.
+        Err(e) if is_not_found(&e) => Ok(Served::new()),
         Err(e) => Err(LookupError::Api {
             what: format!("discovery of {api_version:?}"),
             reason: e.to_string(),
@@ -165,8 +167,8 @@ impl ScaleTargets {
     }
 
     /// Reads what is missing or older than `max_age_secs` for `targets`, and
-    /// forgets the targets no longer named. A kind is discovered once per
-    /// `max_age_secs` however many objects of it are named. Failures are kept
+    /// forgets the targets no longer named. A group/version is discovered
+    /// once per `max_age_secs` however many objects of its kinds are named. Failures are kept
     /// as the entry's result (the VPA reports them) and read again next time.
     pub async fn refresh(
         &self,
@@ -183,9 +185,8 @@ impl ScaleTargets {
         {
             let mut e = self.write();
             e.selectors.retain(|k, _| wanted.contains(k));
-            let kinds: BTreeSet<KindKey> =
-                wanted.iter().map(|k| (k.1.clone(), k.2.clone())).collect();
-            e.kinds.retain(|k, _| kinds.contains(k));
+            let versions: BTreeSet<&String> = wanted.iter().map(|k| &k.1).collect();
+            e.served.retain(|v, _| versions.contains(v));
         }
         for (namespace, t) in targets {
             let target = t.to_ref();
@@ -193,23 +194,23 @@ impl ScaleTargets {
             if self.read().selectors.get(&key).is_some_and(|(at, _)| fresh(*at)) {
                 continue;
             }
-            let kind_key = (key.1.clone(), key.2.clone());
             let known = self
                 .read()
-                .kinds
-                .get(&kind_key)
+                .served
+                .get(&key.1)
                 .filter(|(at, _)| fresh(*at))
                 .map(|(_, r)| r.clone());
-            let resource = match known {
+            let served = match known {
                 Some(r) => r,
                 None => {
-                    let r = discover(client, &target).await;
-                    self.write().kinds.insert(kind_key, (now, r.clone()));
+                    let r = discover(client, &key.1).await;
+                    self.write().served.insert(key.1.clone(), (now, r.clone()));
                     r
                 }
             };
-            let selector = match resource {
-                Ok(resource) => fetch_selector(client, &resource, namespace, &target).await,
+            let selector = match served.map(|s| s.get(&target.kind).cloned().flatten()) {
+                Ok(Some(resource)) => fetch_selector(client, &resource, namespace, &target).await,
+                Ok(None) => Err(unsupported(&target)),
                 Err(e) => Err(e),
             };
             self.write().selectors.insert(key, (now, selector));
