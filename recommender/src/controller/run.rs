@@ -995,6 +995,108 @@ mod tests {
         assert_eq!(names(&c), ["c"]);
     }
 
+    fn pod_with_app(restarts: i32, state: serde_json::Value, last: serde_json::Value) -> Pod {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "web-0", "namespace": "shop"},
+            "spec": {"containers": [{"name": "app", "resources": {"requests": {"memory": "1Gi"}}}]},
+            "status": {"containerStatuses": [{"name": "app", "restartCount": restarts, "image": "x",
+                "imageID": "", "ready": true, "state": state, "lastState": last}]}
+        }))
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn pod_cache_reports_oom_kills_from_updates_and_relists_only() {
+        let running = serde_json::json!({"running": {"startedAt": "2026-12-01T10:00:05Z"}});
+        let oom = serde_json::json!({"terminated": {"exitCode": 137, "reason": "OOMKilled",
+            "finishedAt": "2026-12-01T10:00:00Z"}});
+        let c = PodCache::default();
+        let mut buf = Vec::new();
+        // First seen already restarted after an OOM: not reported (as upstream).
+        c.apply(&mut buf, watcher::Event::Init);
+        c.apply(
+            &mut buf,
+            watcher::Event::InitApply(pod_with_app(1, running.clone(), oom.clone())),
+        );
+        c.apply(&mut buf, watcher::Event::InitDone);
+        assert!(c.take_ooms().is_empty());
+        // Killed and restarted again: reported once, then taken.
+        c.apply(
+            &mut buf,
+            watcher::Event::Apply(pod_with_app(2, running.clone(), oom.clone())),
+        );
+        let ooms = c.take_ooms();
+        assert_eq!(ooms.len(), 1);
+        assert_eq!(ooms[0].container.pod, "web-0");
+        assert_eq!(ooms[0].timestamp, 1_796_119_200);
+        assert_eq!(ooms[0].memory_request_bytes, 1 << 30);
+        assert!(c.take_ooms().is_empty());
+        // The same status again (a resync) and a relist showing it: nothing new.
+        c.apply(
+            &mut buf,
+            watcher::Event::Apply(pod_with_app(2, running.clone(), oom.clone())),
+        );
+        c.apply(&mut buf, watcher::Event::Init);
+        c.apply(
+            &mut buf,
+            watcher::Event::InitApply(pod_with_app(2, running.clone(), oom.clone())),
+        );
+        c.apply(&mut buf, watcher::Event::InitDone);
+        assert!(c.take_ooms().is_empty());
+        // A relist after a broken watch that shows a kill missed meanwhile.
+        c.apply(&mut buf, watcher::Event::Init);
+        c.apply(
+            &mut buf,
+            watcher::Event::InitApply(pod_with_app(3, running, oom)),
+        );
+        c.apply(&mut buf, watcher::Event::InitDone);
+        assert_eq!(c.take_ooms().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn vpa_cache_keeps_a_digest_instead_of_the_recommendation() {
+        let vpa = |target: &str| -> VerticalPodAutoscaler {
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": "web", "namespace": "shop",
+                    "labels": {"team": "a"},
+                    "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{...}",
+                                    "tailor.dev/cost-policy": "off"},
+                    "managedFields": [{"manager": "kubectl"}]},
+                "spec": {"targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"}},
+                "status": {"recommendation": {"containerRecommendations": [
+                    {"containerName": "app", "target": {"cpu": target}}]},
+                    "conditions": [{"type": "RecommendationProvided", "status": "True"}]}
+            }))
+            .unwrap()
+        };
+        let c = VpaCache::default();
+        let mut buf = Vec::new();
+        c.apply(&mut buf, watcher::Event::Init);
+        c.apply(&mut buf, watcher::Event::InitApply(vpa("100m")));
+        c.apply(&mut buf, watcher::Event::InitDone);
+        let cached = c.state().pop().unwrap();
+        let status = cached.status.as_ref().unwrap();
+        assert!(status.recommendation.is_none());
+        assert_eq!(status.conditions.as_ref().unwrap().len(), 1);
+        assert!(cached.metadata.managed_fields.is_none() && cached.metadata.labels.is_none());
+        assert_eq!(
+            cached.metadata.annotations.as_ref().unwrap().keys().collect::<Vec<_>>(),
+            ["tailor.dev/cost-policy"]
+        );
+        let digest = |v: VerticalPodAutoscaler| {
+            r#loop::recommendation_digest(v.status.unwrap().recommendation.as_ref().unwrap())
+        };
+        assert_eq!(cached.recommendation_digest(), Some(digest(vpa("100m"))));
+        assert_ne!(cached.recommendation_digest(), Some(digest(vpa("101m"))));
+        c.apply(&mut buf, watcher::Event::Apply(vpa("101m")));
+        assert_eq!(
+            c.state()[0].recommendation_digest(),
+            Some(digest(vpa("101m")))
+        );
+        c.apply(&mut buf, watcher::Event::Delete(vpa("101m")));
+        assert!(c.state().is_empty());
+    }
+
     #[test]
     fn slimmed_controllers_keep_their_selectors() {
         let target = |kind: &str| CrossVersionObjectReference {

@@ -595,6 +595,49 @@ mod tests {
     }
 
     #[test]
+    fn ooms_bump_the_tracked_containers_memory_and_others_are_counted() {
+        let mut s = state();
+        s.sync_containers([observed("web-0", "app", "web")], T0)
+            .unwrap();
+        // 200 MiB used; the request is 256 MiB (see `observed`).
+        s.add_history(
+            &history(&ck("shop", "web-0", "app"), &[], &[(T0, 200.0 * 1048576.0)]),
+            |_| None,
+            T0,
+        )
+        .unwrap();
+        let peak = |s: &ClusterState| {
+            s.aggregates_of(&VpaKey::new("shop", "web"))["app"]
+                .memory_peaks
+                .percentile(1.0)
+        };
+        let before = peak(&s);
+        let oom = |pod: &str, at: Timestamp| OomEvent {
+            container: ck("shop", pod, "app"),
+            timestamp: at,
+            memory_request_bytes: 256 << 20,
+        };
+        let stats = s.record_ooms(&[
+            oom("web-0", T0 + 60),
+            oom("gone-0", T0 + 60),
+            // Before the current memory aggregation interval (a day).
+            oom("web-0", T0 - 2 * 86_400),
+        ]);
+        assert_eq!(
+            stats,
+            OomStats {
+                recorded: 1,
+                untracked: 1,
+                discarded: 1
+            }
+        );
+        // max(256 MiB + 100 MiB, 256 MiB × 1.2) = 356 MiB replaces the 200 MiB peak.
+        let after = peak(&s);
+        assert!(before < 210.0 * 1048576.0, "{before}");
+        assert!(after >= 356.0 * 1048576.0, "{after}");
+    }
+
+    #[test]
     fn checkpoint_round_trip_keeps_the_histograms() {
         let mut s = state();
         s.sync_containers([observed("web-0", "app", "web")], T0)
