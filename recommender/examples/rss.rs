@@ -202,7 +202,11 @@ fn main() {
     }
     out.results = kept;
     report("+ first step (every status built and written)");
-    metrics.record_step(&out, rec.state.aggregate_count(), rec.state.container_count());
+    metrics.record_step(
+        &out,
+        rec.state.aggregate_count(),
+        rec.state.container_count(),
+    );
     let recommended = out
         .results
         .iter()
@@ -259,7 +263,11 @@ fn main() {
         kept.push(r);
     }
     out.results = kept;
-    metrics.record_step(&out, rec.state.aggregate_count(), rec.state.container_count());
+    metrics.record_step(
+        &out,
+        rec.state.aggregate_count(),
+        rec.state.container_count(),
+    );
     println!("loop: {writes} statuses written");
     report("during a loop (fresh samples + step output)");
 }

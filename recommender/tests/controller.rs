@@ -21,7 +21,8 @@ use tailor_core::catalog::Rates;
 use tailor_core::recommender::{RecommenderOptions, Timestamp};
 use tailor_recommender::controller::history::{self, HistoryWindow};
 use tailor_recommender::controller::r#loop::{
-    self, CostConfig, LookupError, PodInfo, Recommender, Snapshot, StepOutput, TargetLookup, VpaInfo,
+    self, CostConfig, LookupError, PodInfo, Recommender, Snapshot, StepOutput, TargetLookup,
+    VpaInfo,
 };
 use tailor_recommender::controller::state::{AggregateKey, ClusterState, VpaKey};
 use tailor_recommender::controller::writer;
@@ -156,9 +157,7 @@ fn step(
     .unwrap()
 }
 
-fn by_key(
-    vpas: &[Arc<VpaInfo>],
-) -> std::collections::BTreeMap<VpaKey, Arc<VpaInfo>> {
+fn by_key(vpas: &[Arc<VpaInfo>]) -> std::collections::BTreeMap<VpaKey, Arc<VpaInfo>> {
     recommender().ours(vpas)
 }
 
@@ -194,7 +193,8 @@ fn expected_status(extra_conditions: &[Value]) -> Value {
 fn applied(extra_conditions: &[Value]) -> Value {
     let mut v = expected_status(extra_conditions);
     v["metadata"]["uid"] = json!("uid-web");
-    v["spec"] = json!({"targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"}});
+    v["spec"] =
+        json!({"targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"}});
     v
 }
 

@@ -80,7 +80,11 @@ async fn reads_scale_selectors_once_per_kind_and_not_again_while_fresh() {
         vpa("web", "apps/v1", "Deployment", "web"),
     ];
     let targets = ScaleTargets::custom_targets(&vpas);
-    assert_eq!(targets.len(), 2, "well-known kinds are not read through /scale");
+    assert_eq!(
+        targets.len(),
+        2,
+        "well-known kinds are not read through /scale"
+    );
     let (client, mock) = KubeMock::pair();
     let api = mock.run(vec![
         Exchange::get(DISCOVERY).respond(200, resources()),
@@ -104,7 +108,12 @@ async fn reads_scale_selectors_once_per_kind_and_not_again_while_fresh() {
     let (client, mock) = KubeMock::pair();
     let api = mock.run(vec![]);
     cache
-        .refresh(&client, &targets, NOW + DEFAULT_MAX_AGE_SECS - 1, DEFAULT_MAX_AGE_SECS)
+        .refresh(
+            &client,
+            &targets,
+            NOW + DEFAULT_MAX_AGE_SECS - 1,
+            DEFAULT_MAX_AGE_SECS,
+        )
         .await;
     api.verify().await;
 
@@ -116,7 +125,12 @@ async fn reads_scale_selectors_once_per_kind_and_not_again_while_fresh() {
         Exchange::get(&scale_path("a")).respond(200, scale("a", "app=a2")),
     ]);
     cache
-        .refresh(&client, &only_a, NOW + DEFAULT_MAX_AGE_SECS, DEFAULT_MAX_AGE_SECS)
+        .refresh(
+            &client,
+            &only_a,
+            NOW + DEFAULT_MAX_AGE_SECS,
+            DEFAULT_MAX_AGE_SECS,
+        )
         .await;
     api.verify().await;
     assert_eq!(

@@ -5,6 +5,7 @@
 //! one-shot report; their requests (the CPU sample weight) come from
 //! `kube_pod_container_resource_requests`.
 
+use super::r#loop::VpaInfo;
 use super::state::{ClusterState, SampleStats, VpaKey};
 use crate::prom::{
     ContainerKey, ContainerRequests, History, Inventory, Owners, PromClient, PromError,
@@ -13,7 +14,6 @@ use crate::prom::{
 use kube::ResourceExt as _;
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use super::r#loop::VpaInfo;
 use tailor_core::recommender::Timestamp;
 use tailor_core::resources::Resources;
 

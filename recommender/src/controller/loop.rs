@@ -7,9 +7,7 @@ use super::conditions::{self, Outcome};
 use super::oom::{self, ContainerStatusInfo};
 pub use super::scale::LookupError;
 pub use super::state::OomEvent;
-use super::state::{
-    AggregateKey, ClusterState, ObservedContainer, OomStats, SampleStats, VpaKey,
-};
+use super::state::{AggregateKey, ClusterState, ObservedContainer, OomStats, SampleStats, VpaKey};
 use super::writer;
 use crate::prom::{ContainerKey, History};
 use k8s_openapi::api::autoscaling::v1::CrossVersionObjectReference;
@@ -22,8 +20,8 @@ use std::sync::Arc;
 use tailor_api::VerticalPodAutoscaler;
 use tailor_api::VerticalPodAutoscalerStatus;
 use tailor_api::convert;
-use tailor_api::vpa::RecommendedPodResources;
 use tailor_api::selector::Selector;
+use tailor_api::vpa::RecommendedPodResources;
 use tailor_core::catalog::Rates;
 use tailor_core::policy::PodRecommendation;
 use tailor_core::recommender::{
@@ -423,10 +421,7 @@ impl Recommender {
 
     /// Which of `vpas` are handled by this recommender, by key.
     #[must_use]
-    pub fn ours(
-        &self,
-        vpas: &[Arc<VpaInfo>],
-    ) -> BTreeMap<VpaKey, Arc<VpaInfo>> {
+    pub fn ours(&self, vpas: &[Arc<VpaInfo>]) -> BTreeMap<VpaKey, Arc<VpaInfo>> {
         vpas.iter()
             .filter(|v| v.spec.handled_by(&self.name))
             .map(|v| {

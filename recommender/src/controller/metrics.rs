@@ -126,9 +126,7 @@ impl Collector for PerVpa {
                                 ("resource", resource.as_str()),
                                 ("bound", bound),
                             ];
-                            family
-                                .encode_family(&labels)?
-                                .encode_gauge(&value)?;
+                            family.encode_family(&labels)?.encode_gauge(&value)?;
                         }
                     }
                 }
@@ -366,7 +364,10 @@ mod tests {
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line}\n{text}");
         }
-        assert_eq!(text.matches("tailor_recommender_recommendation{").count(), 5);
+        assert_eq!(
+            text.matches("tailor_recommender_recommendation{").count(),
+            5
+        );
         assert!(!text.contains(r#"resource="memory",bound="upper""#));
 
         // The next loop replaces them.

@@ -211,7 +211,11 @@ mod tests {
         assert!(observe(&old_without_app, &new).is_empty());
         let undated = pod(
             "1Gi",
-            status(0, json!({"terminated": {"exitCode": 137, "reason": "OOMKilled"}}), json!({})),
+            status(
+                0,
+                json!({"terminated": {"exitCode": 137, "reason": "OOMKilled"}}),
+                json!({}),
+            ),
         );
         assert!(observe(&old, &undated).is_empty());
     }

@@ -3,12 +3,12 @@
 //! waiting for the lease stays live (its heartbeat beats) but idle.
 
 use super::history::{self, HistoryWindow};
-use super::oom;
 use super::r#loop::{
     self, CostConfig, LookupError, OomEvent, PodInfo, Recommender, Snapshot, TargetLookup, VpaInfo,
 };
-use super::scale::{self, ScaleTargets};
 use super::metrics::Metrics;
+use super::oom;
+use super::scale::{self, ScaleTargets};
 use super::state::{AggregateKey, ClusterState, VpaKey};
 use super::writer::{self, CheckpointMemo};
 use crate::cli::{CostArgs, CostPolicy, OptionArgs, SeriesArgs, parse_duration_secs};
@@ -1080,7 +1080,13 @@ mod tests {
         assert_eq!(status.conditions.as_ref().unwrap().len(), 1);
         assert!(cached.metadata.managed_fields.is_none() && cached.metadata.labels.is_none());
         assert_eq!(
-            cached.metadata.annotations.as_ref().unwrap().keys().collect::<Vec<_>>(),
+            cached
+                .metadata
+                .annotations
+                .as_ref()
+                .unwrap()
+                .keys()
+                .collect::<Vec<_>>(),
             ["tailor.dev/cost-policy"]
         );
         let digest = |v: VerticalPodAutoscaler| {

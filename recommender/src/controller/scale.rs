@@ -191,7 +191,12 @@ impl ScaleTargets {
         for (namespace, t) in targets {
             let target = t.to_ref();
             let key = target_key(namespace, &target);
-            if self.read().selectors.get(&key).is_some_and(|(at, _)| fresh(*at)) {
+            if self
+                .read()
+                .selectors
+                .get(&key)
+                .is_some_and(|(at, _)| fresh(*at))
+            {
                 continue;
             }
             let known = self
