@@ -15,14 +15,15 @@ use serde_json::json;
 use std::sync::Arc;
 use tailor_api::VerticalPodAutoscaler;
 use tailor_api::selector::Selector;
-use tailor_api::target::TargetError;
 use tailor_core::catalog::Rates;
 use tailor_core::recommender::RecommenderOptions;
 use tailor_core::resources::Resources;
 use tailor_recommender::controller::r#loop::{
-    CostConfig, PodInfo, Recommender, Snapshot, TargetLookup,
+    CostConfig, LookupError, PodInfo, Recommender, Snapshot, TargetLookup, VpaInfo,
 };
+use tailor_recommender::controller::metrics::Metrics;
 use tailor_recommender::controller::state::{ClusterState, VpaKey};
+use tailor_recommender::controller::writer;
 use tailor_recommender::prom::{ContainerKey, History};
 
 const T0: i64 = 1_700_000_000;
@@ -34,7 +35,7 @@ impl TargetLookup for ByName {
         &self,
         _ns: &str,
         target: &CrossVersionObjectReference,
-    ) -> Result<Selector, TargetError> {
+    ) -> Result<Selector, LookupError> {
         Ok(Selector::parse(&format!("app={}", target.name)).unwrap())
     }
 }
@@ -72,16 +73,18 @@ fn main() {
     println!("{containers} containers, {vpa_count} VPAs, 8 days at {resolution} s");
     report("start");
 
-    let vpas: Vec<Arc<VerticalPodAutoscaler>> = (0..vpa_count)
+    // VPAs as the controller's cache holds them (VpaInfo).
+    let vpas: Vec<Arc<VpaInfo>> = (0..vpa_count)
         .map(|v| {
-            Arc::new(
-                serde_json::from_value(json!({
-                    "apiVersion": "autoscaling.k8s.io/v1", "kind": "VerticalPodAutoscaler",
-                    "metadata": {"name": format!("app-{v}"), "namespace": "bench", "uid": format!("uid-{v}")},
-                    "spec": {"targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": format!("app-{v}")}}
-                }))
-                .unwrap(),
-            )
+            let vpa: VerticalPodAutoscaler = serde_json::from_value(json!({
+                "apiVersion": "autoscaling.k8s.io/v1", "kind": "VerticalPodAutoscaler",
+                "metadata": {"name": format!("app-{v}"), "namespace": "bench", "uid": format!("uid-{v}"),
+                    "resourceVersion": "123456", "generation": 1, "creationTimestamp": "2026-11-01T00:00:00Z"},
+                "spec": {"targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": format!("app-{v}")},
+                    "updatePolicy": {"updateMode": "Off"}}
+            }))
+            .unwrap();
+            Arc::new(VpaInfo::new(vpa))
         })
         .collect();
     // Pods as the watch cache holds them: decoded from a typical full
@@ -159,49 +162,68 @@ fn main() {
         loaded += stats.cpu + stats.memory;
     }
     report("+ 8 days loaded in day slices (peak = load)");
-    let out = rec
-        .step(
+    // The first step as the controller runs it: update, then each VPA's
+    // status built and written (here: serialized, as the apply body is)
+    // before the next is built. Metrics are recorded as the controller does.
+    let mut registry = prometheus_client::registry::Registry::default();
+    let metrics = Metrics::register(&mut registry);
+    let by_name: std::collections::HashMap<String, Arc<VpaInfo>> = vpas
+        .iter()
+        .map(|v| (v.metadata.name.clone().unwrap_or_default(), Arc::clone(v)))
+        .collect();
+    // What the watch delivers back after each write, compacted on arrival.
+    let mut delivered: Vec<Arc<VpaInfo>> = Vec::with_capacity(vpas.len());
+    let pending = rec
+        .update(
             Snapshot {
                 vpas: &vpas,
                 pods: &pods,
                 hpas: &[],
                 targets: &ByName,
+                ooms: &[],
             },
             &History::default(),
+            &mut |_| None,
             now,
         )
         .unwrap();
+    let (mut out, results) = pending.results(&rec, &[]);
+    let mut peak_body = 0;
+    let mut kept = Vec::new();
+    for mut r in results {
+        if let Some(status) = r.status.take() {
+            let body = writer::status_patch(&r.key, &status).to_string();
+            peak_body = peak_body.max(body.len());
+            let mut full = VerticalPodAutoscaler::clone(&by_name[&r.key.name]);
+            full.status = Some(status);
+            delivered.push(Arc::new(VpaInfo::new(full)));
+        }
+        kept.push(r);
+    }
+    out.results = kept;
+    report("+ first step (every status built and written)");
+    metrics.record_step(
+        &out,
+        rec.state.aggregate_count(),
+        rec.state.container_count(),
+    );
     let recommended = out
         .results
         .iter()
         .filter(|r| r.recommendation.is_some())
         .count();
     println!(
-        "aggregated {loaded} samples into {} aggregates; {} VPAs recommended; histogram heap {:.1} MiB",
+        "aggregated {loaded} samples into {} aggregates; {} VPAs recommended; histogram heap {:.1} MiB; largest apply body {peak_body} B",
         rec.state.aggregate_count(),
         recommended,
         rec.state.histogram_heap_bytes() as f64 / 1024.0 / 1024.0
     );
     assert_eq!(recommended, vpa_count);
-    report("+ first step (statuses for every VPA)");
-    // The watch then delivers every VPA with the status just applied.
-    let statuses: std::collections::HashMap<String, _> = out
-        .results
-        .into_iter()
-        .filter_map(|r| Some((r.key.name, r.status?)))
-        .collect();
-    let vpas: Vec<Arc<VerticalPodAutoscaler>> = vpas
-        .iter()
-        .map(|v| {
-            let mut v = (**v).clone();
-            v.status = statuses
-                .get(v.metadata.name.as_deref().unwrap_or_default())
-                .cloned();
-            Arc::new(v)
-        })
-        .collect();
-    drop(statuses);
-    report("steady state (VPAs cached with their status)");
+    drop(out);
+    report("+ metrics recorded");
+    drop((vpas, by_name));
+    let vpas = delivered;
+    report("steady state (VPAs cached, statuses written)");
 
     // A steady-state loop: one new minute of samples, then the step.
     let mut fresh = History::default();
@@ -214,20 +236,38 @@ fn main() {
         fresh.cpu.insert(key.clone(), vec![(now + 60, 0.1)]);
         fresh.memory.insert(key, vec![(now + 60, 2e8)]);
     }
-    let out = rec
-        .step(
+    let pending = rec
+        .update(
             Snapshot {
                 vpas: &vpas,
                 pods: &pods,
                 hpas: &[],
                 targets: &ByName,
+                ooms: &[],
             },
             &fresh,
+            &mut |_| None,
             now + 120,
         )
         .unwrap();
+    drop(fresh);
+    let (mut out, results) = pending.results(&rec, &[]);
     assert_eq!(out.samples.cpu as usize, containers);
-    let writes = out.results.iter().filter(|r| r.status.is_some()).count();
-    println!("loop: {writes} statuses to write");
+    let mut writes = 0;
+    let mut kept = Vec::new();
+    for mut r in results {
+        if let Some(status) = r.status.take() {
+            std::hint::black_box(writer::status_patch(&r.key, &status).to_string());
+            writes += 1;
+        }
+        kept.push(r);
+    }
+    out.results = kept;
+    metrics.record_step(
+        &out,
+        rec.state.aggregate_count(),
+        rec.state.container_count(),
+    );
+    println!("loop: {writes} statuses written");
     report("during a loop (fresh samples + step output)");
 }

@@ -16,12 +16,13 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use tailor_api::VerticalPodAutoscaler;
 use tailor_api::selector::Selector;
-use tailor_api::target::{TargetError, TargetObject, target_selector};
+use tailor_api::target::{TargetObject, target_selector};
 use tailor_core::catalog::Rates;
 use tailor_core::recommender::{RecommenderOptions, Timestamp};
 use tailor_recommender::controller::history::{self, HistoryWindow};
 use tailor_recommender::controller::r#loop::{
-    self, CostConfig, PodInfo, Recommender, Snapshot, StepOutput, TargetLookup,
+    self, CostConfig, LookupError, PodInfo, Recommender, Snapshot, StepOutput, TargetLookup,
+    VpaInfo,
 };
 use tailor_recommender::controller::state::{AggregateKey, ClusterState, VpaKey};
 use tailor_recommender::controller::writer;
@@ -41,7 +42,7 @@ impl TargetLookup for Targets {
         &self,
         _ns: &str,
         target: &CrossVersionObjectReference,
-    ) -> Result<Selector, TargetError> {
+    ) -> Result<Selector, LookupError> {
         let found = self
             .0
             .iter()
@@ -50,7 +51,7 @@ impl TargetLookup for Targets {
             "Deployment" => found.map(TargetObject::Deployment),
             _ => None,
         };
-        target_selector(target, object)
+        Ok(target_selector(target, object)?)
     }
 }
 
@@ -62,7 +63,7 @@ fn deployment(name: &str) -> Deployment {
     .unwrap()
 }
 
-fn vpa(name: &str, status: Option<Value>) -> Arc<VerticalPodAutoscaler> {
+fn vpa(name: &str, status: Option<Value>) -> Arc<VpaInfo> {
     let mut v = json!({
         "apiVersion": "autoscaling.k8s.io/v1", "kind": "VerticalPodAutoscaler",
         "metadata": {"name": name, "namespace": "shop", "uid": format!("uid-{name}")},
@@ -71,7 +72,7 @@ fn vpa(name: &str, status: Option<Value>) -> Arc<VerticalPodAutoscaler> {
     if let Some(s) = status {
         v["status"] = s;
     }
-    Arc::new(serde_json::from_value(v).unwrap())
+    Arc::new(VpaInfo::new(serde_json::from_value(v).unwrap()))
 }
 
 fn pod(name: &str, app: &str) -> Arc<PodInfo> {
@@ -136,7 +137,7 @@ fn usage(pods: &[&str]) -> History {
 
 fn step(
     r: &mut Recommender,
-    vpas: &[Arc<VerticalPodAutoscaler>],
+    vpas: &[Arc<VpaInfo>],
     pods: &[Arc<PodInfo>],
     hpas: &[Arc<HorizontalPodAutoscaler>],
     history: &History,
@@ -148,6 +149,7 @@ fn step(
             pods,
             hpas,
             targets: &targets,
+            ooms: &[],
         },
         history,
         NOW,
@@ -155,9 +157,7 @@ fn step(
     .unwrap()
 }
 
-fn by_key(
-    vpas: &[Arc<VerticalPodAutoscaler>],
-) -> std::collections::BTreeMap<VpaKey, Arc<VerticalPodAutoscaler>> {
+fn by_key(vpas: &[Arc<VpaInfo>]) -> std::collections::BTreeMap<VpaKey, Arc<VpaInfo>> {
     recommender().ours(vpas)
 }
 
@@ -191,8 +191,11 @@ fn expected_status(extra_conditions: &[Value]) -> Value {
 
 /// What the API server answers to the status apply.
 fn applied(extra_conditions: &[Value]) -> Value {
-    let status = expected_status(extra_conditions)["status"].clone();
-    serde_json::to_value(&*vpa("web", Some(status))).unwrap()
+    let mut v = expected_status(extra_conditions);
+    v["metadata"]["uid"] = json!("uid-web");
+    v["spec"] =
+        json!({"targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"}});
+    v
 }
 
 const STATUS_PATH: &str = "/apis/autoscaling.k8s.io/v1/namespaces/shop/verticalpodautoscalers/web/status?fieldManager=tailor-recommender&force=true";
@@ -229,10 +232,10 @@ async fn status_is_applied_with_the_exact_body_then_not_rewritten() {
 async fn a_failed_write_does_not_stop_the_others_and_bad_vpas_get_a_condition() {
     let mut r = recommender();
     let widget = {
-        let mut v = (*vpa("api", None)).clone();
+        let mut v: VerticalPodAutoscaler = (**vpa("api", None)).clone();
         v.spec.target_ref.kind = "Widget".into();
         v.spec.target_ref.api_version = Some("example.com/v1".into());
-        Arc::new(v)
+        Arc::new(VpaInfo::new(v))
     };
     let vpas = [widget, vpa("web", None)];
     let pods = [pod("web-0", "web"), pod("api-0", "api")];
@@ -573,6 +576,7 @@ async fn initial_history_includes_pods_that_no_longer_run() {
                 pods: &pods,
                 hpas: &[],
                 targets: &targets,
+                ooms: &[],
             },
             &History::default(),
             end,

@@ -5,6 +5,7 @@
 //! one-shot report; their requests (the CPU sample weight) come from
 //! `kube_pod_container_resource_requests`.
 
+use super::r#loop::VpaInfo;
 use super::state::{ClusterState, SampleStats, VpaKey};
 use crate::prom::{
     ContainerKey, ContainerRequests, History, Inventory, Owners, PromClient, PromError,
@@ -13,7 +14,6 @@ use crate::prom::{
 use kube::ResourceExt as _;
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use tailor_api::VerticalPodAutoscaler;
 use tailor_core::recommender::Timestamp;
 use tailor_core::resources::Resources;
 
@@ -71,7 +71,7 @@ pub async fn load_into(
     window: HistoryWindow,
     end: Timestamp,
     chunk_secs: i64,
-    vpas: &BTreeMap<VpaKey, Arc<VerticalPodAutoscaler>>,
+    vpas: &BTreeMap<VpaKey, Arc<VpaInfo>>,
     state: &mut ClusterState,
 ) -> Result<SampleStats, HistoryError> {
     let start = end - window.length_secs;
@@ -105,7 +105,7 @@ pub struct WorkloadResolver {
 impl WorkloadResolver {
     /// A resolver over the inventory and the VPAs this recommender handles.
     #[must_use]
-    pub fn new(inventory: Inventory, vpas: &BTreeMap<VpaKey, Arc<VerticalPodAutoscaler>>) -> Self {
+    pub fn new(inventory: Inventory, vpas: &BTreeMap<VpaKey, Arc<VpaInfo>>) -> Self {
         let mut by_target = BTreeMap::new();
         for (key, vpa) in vpas {
             let t = &vpa.spec.target_ref;
@@ -142,15 +142,15 @@ mod tests {
     use super::*;
     use crate::prom::Owner;
 
-    fn vpa(name: &str, kind: &str, target: &str) -> Arc<VerticalPodAutoscaler> {
-        Arc::new(
+    fn vpa(name: &str, kind: &str, target: &str) -> Arc<VpaInfo> {
+        Arc::new(VpaInfo::new(
             serde_json::from_value(serde_json::json!({
                 "apiVersion": "autoscaling.k8s.io/v1", "kind": "VerticalPodAutoscaler",
                 "metadata": {"name": name, "namespace": "shop"},
                 "spec": {"targetRef": {"apiVersion": "apps/v1", "kind": kind, "name": target}}
             }))
             .unwrap(),
-        )
+        ))
     }
 
     fn owner(kind: &str, name: &str) -> Vec<Owner> {

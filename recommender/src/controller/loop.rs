@@ -4,7 +4,10 @@
 //! API calls the step asks for and counts what failed.
 
 use super::conditions::{self, Outcome};
-use super::state::{AggregateKey, ClusterState, ObservedContainer, SampleStats, VpaKey};
+use super::oom::{self, ContainerStatusInfo};
+pub use super::scale::LookupError;
+pub use super::state::OomEvent;
+use super::state::{AggregateKey, ClusterState, ObservedContainer, OomStats, SampleStats, VpaKey};
 use super::writer;
 use crate::prom::{ContainerKey, History};
 use k8s_openapi::api::autoscaling::v1::CrossVersionObjectReference;
@@ -18,7 +21,7 @@ use tailor_api::VerticalPodAutoscaler;
 use tailor_api::VerticalPodAutoscalerStatus;
 use tailor_api::convert;
 use tailor_api::selector::Selector;
-use tailor_api::target::TargetError;
+use tailor_api::vpa::RecommendedPodResources;
 use tailor_core::catalog::Rates;
 use tailor_core::policy::PodRecommendation;
 use tailor_core::recommender::{
@@ -42,20 +45,91 @@ pub trait TargetLookup {
         &self,
         namespace: &str,
         target: &CrossVersionObjectReference,
-    ) -> Result<Selector, TargetError>;
+    ) -> Result<Selector, LookupError>;
+}
+
+/// What the controller keeps of a VPA. A decoded status recommendation is
+/// about 2.5 KiB (four quantity maps per container); the step only needs to
+/// know whether the one it computes differs, so the cache keeps a digest of
+/// it instead, and drops what is never read (managed fields, labels, other
+/// annotations such as kubectl's last-applied copy of the object).
+#[derive(Clone, Debug)]
+pub struct VpaInfo {
+    vpa: VerticalPodAutoscaler,
+    recommendation_digest: Option<u64>,
+}
+
+impl VpaInfo {
+    /// The parts of `vpa` the controller reads, and its recommendation's digest.
+    #[must_use]
+    pub fn new(mut vpa: VerticalPodAutoscaler) -> Self {
+        let meta = &mut vpa.metadata;
+        meta.managed_fields = None;
+        meta.labels = None;
+        if let Some(a) = meta.annotations.as_mut() {
+            a.retain(|k, _| k == COST_POLICY_ANNOTATION);
+            if a.is_empty() {
+                meta.annotations = None;
+            }
+        }
+        let recommendation_digest = vpa
+            .status
+            .as_mut()
+            .and_then(|s| s.recommendation.take())
+            .map(|r| recommendation_digest(&r));
+        VpaInfo {
+            vpa,
+            recommendation_digest,
+        }
+    }
+
+    /// The digest of the status recommendation the VPA carries.
+    #[must_use]
+    pub fn recommendation_digest(&self) -> Option<u64> {
+        self.recommendation_digest
+    }
+}
+
+impl std::ops::Deref for VpaInfo {
+    type Target = VerticalPodAutoscaler;
+
+    /// The kept object (its `status.recommendation` is always `None`).
+    fn deref(&self) -> &VerticalPodAutoscaler {
+        &self.vpa
+    }
+}
+
+impl From<VerticalPodAutoscaler> for VpaInfo {
+    fn from(vpa: VerticalPodAutoscaler) -> Self {
+        VpaInfo::new(vpa)
+    }
+}
+
+/// A digest of a status recommendation: equal digests mean equal JSON (the
+/// API server stores a CRD's status as written, so what was applied comes
+/// back byte for byte). `DefaultHasher::new()` has fixed keys, so digests are
+/// stable within the process, which is all the cache needs.
+#[must_use]
+pub fn recommendation_digest(r: &RecommendedPodResources) -> u64 {
+    use std::hash::{Hash as _, Hasher as _};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    serde_json::to_string(r).unwrap_or_default().hash(&mut h);
+    h.finish()
 }
 
 /// What a step reads: the watch caches' contents.
 #[derive(Clone, Copy)]
 pub struct Snapshot<'a> {
     /// Every VPA in the cluster (filtered by recommender name in the step).
-    pub vpas: &'a [Arc<VerticalPodAutoscaler>],
+    pub vpas: &'a [Arc<VpaInfo>],
     /// Every pod, as much of it as the controller keeps.
     pub pods: &'a [Arc<PodInfo>],
     /// Every `autoscaling/v2` HPA.
     pub hpas: &'a [Arc<HorizontalPodAutoscaler>],
     /// The targets' selectors.
     pub targets: &'a dyn TargetLookup,
+    /// OOM kills seen since the last step.
+    pub ooms: &'a [OomEvent],
 }
 
 /// What the controller keeps of a pod: a full `Pod` is several KiB, this is
@@ -72,6 +146,8 @@ pub struct PodInfo {
     pub terminal: bool,
     /// Containers (not init containers) and their requests.
     pub containers: Vec<(String, Resources)>,
+    /// Their statuses, for OOM detection.
+    pub statuses: Vec<ContainerStatusInfo>,
 }
 
 impl PodInfo {
@@ -89,6 +165,7 @@ impl PodInfo {
                 .flat_map(|s| s.containers.iter())
                 .map(|c| (c.name.clone(), container_requests(c)))
                 .collect(),
+            statuses: oom::container_statuses(pod),
         }
     }
 }
@@ -192,6 +269,35 @@ pub struct StepOutput {
     pub collected: Vec<AggregateKey>,
     /// Pods matched by more than one VPA (fed to the first only).
     pub contested_pods: usize,
+    /// What became of the OOM kills given to the step.
+    pub ooms: OomStats,
+}
+
+/// A step between its two halves: the samples are in, the VPAs matched; the
+/// recommendations and statuses are not built yet.
+pub struct Pending {
+    /// The step's output so far (`results` empty).
+    pub out: StepOutput,
+    matched: Vec<Matched>,
+    time: Time,
+}
+
+impl Pending {
+    /// Each VPA's result, built when the iterator is advanced: a caller
+    /// that writes each status before taking the next holds one status at a
+    /// time instead of all of them (10,000 decoded statuses are ~30 MiB).
+    pub fn results<'a>(
+        self,
+        recommender: &'a Recommender,
+        hpas: &'a [Arc<HorizontalPodAutoscaler>],
+    ) -> (StepOutput, impl Iterator<Item = VpaResult> + Send + 'a) {
+        let time = self.time;
+        let results = self
+            .matched
+            .into_iter()
+            .map(move |m| recommender.evaluate(m, hpas, &time));
+        (self.out, results)
+    }
 }
 
 /// The recommender's state between steps.
@@ -274,7 +380,7 @@ pub fn hpa_conflict(
 
 struct Matched {
     key: VpaKey,
-    vpa: Arc<VerticalPodAutoscaler>,
+    vpa: Arc<VpaInfo>,
     prepared: Result<Prepared, String>,
     containers: Vec<ObservedContainer>,
 }
@@ -315,10 +421,7 @@ impl Recommender {
 
     /// Which of `vpas` are handled by this recommender, by key.
     #[must_use]
-    pub fn ours(
-        &self,
-        vpas: &[Arc<VerticalPodAutoscaler>],
-    ) -> BTreeMap<VpaKey, Arc<VerticalPodAutoscaler>> {
+    pub fn ours(&self, vpas: &[Arc<VpaInfo>]) -> BTreeMap<VpaKey, Arc<VpaInfo>> {
         vpas.iter()
             .filter(|v| v.spec.handled_by(&self.name))
             .map(|v| {
@@ -357,6 +460,29 @@ impl Recommender {
         resolve: &mut dyn FnMut(&ContainerKey) -> Option<(VpaKey, Resources)>,
         now: Timestamp,
     ) -> Result<StepOutput, RecommenderError> {
+        let pending = self.update(snap, history, resolve, now)?;
+        let (mut out, matched) = (pending.out, pending.matched);
+        out.results = matched
+            .into_iter()
+            .map(|m| self.evaluate(m, snap.hpas, &pending.time))
+            .collect();
+        Ok(out)
+    }
+
+    /// The first half of a step: matches pods to VPAs, takes in the samples
+    /// and OOMs, collects garbage. The second half, [`Recommender::evaluate`]
+    /// per VPA, can then run one VPA at a time, each status written before
+    /// the next is built ([`Pending::results`]).
+    ///
+    /// # Errors
+    /// Only when the (validated) options cannot build a histogram.
+    pub fn update(
+        &mut self,
+        snap: Snapshot<'_>,
+        history: &History,
+        resolve: &mut dyn FnMut(&ContainerKey) -> Option<(VpaKey, Resources)>,
+        now: Timestamp,
+    ) -> Result<Pending, RecommenderError> {
         let mut out = StepOutput {
             existing_vpas: snap
                 .vpas
@@ -416,15 +542,17 @@ impl Recommender {
             now,
         )?;
         out.samples = self.state.add_history(history, resolve, now)?;
+        out.ooms = self.state.record_ooms(snap.ooms);
         out.collected = self.state.garbage_collect(&out.ours, now);
-
-        let time = now_time(now);
-        for m in matched {
-            out.results.push(self.evaluate(m, snap.hpas, &time));
-        }
-        Ok(out)
+        Ok(Pending {
+            out,
+            matched,
+            time: now_time(now),
+        })
     }
 
+    /// The second half of a step for one VPA: recommend, and the status to
+    /// write when it changed.
     fn evaluate(&self, m: Matched, hpas: &[Arc<HorizontalPodAutoscaler>], now: &Time) -> VpaResult {
         let current = m.vpa.status.as_ref();
         let current_conditions = current
@@ -459,7 +587,7 @@ impl Recommender {
         };
         let conditions = conditions::desired_conditions(&outcome, current_conditions, now);
         let desired = recommendation.as_ref().map(convert::recommendation_status);
-        let changed = desired.as_ref() != current.and_then(|s| s.recommendation.as_ref())
+        let changed = desired.as_ref().map(recommendation_digest) != m.vpa.recommendation_digest()
             || conditions::conditions_changed(current_conditions, &conditions);
         VpaResult {
             conflict_started: conditions::hpa_conflict_started(current_conditions, &conditions),
@@ -515,49 +643,78 @@ pub async fn write(
     client: &kube::Client,
     out: &StepOutput,
     recorder: Option<&kube::runtime::events::Recorder>,
-    vpas: &BTreeMap<VpaKey, Arc<VerticalPodAutoscaler>>,
+    vpas: &BTreeMap<VpaKey, Arc<VpaInfo>>,
 ) -> WriteReport {
-    use kube::Resource as _;
     let mut report = WriteReport::default();
     for r in &out.results {
-        let Some(status) = &r.status else { continue };
-        match writer::apply_status(client, &r.key, status).await {
-            Ok(()) => report.statuses_written += 1,
-            Err(e) => {
-                report.status_failures += 1;
-                tracing::warn!(vpa = %r.key, error = %e, "status write failed");
-                continue;
-            }
-        }
-        let (Some(recorder), true) = (recorder, r.conflict_started) else {
-            continue;
-        };
-        let Some(vpa) = vpas.get(&r.key) else {
-            continue;
-        };
-        let note = match &r.outcome {
-            Outcome::Evaluated {
-                hpa_conflict: Some(m),
-                ..
-            } => m.clone(),
-            _ => continue,
-        };
-        let event = kube::runtime::events::Event {
-            type_: kube::runtime::events::EventType::Warning,
-            reason: conditions::HPA_CONFLICT_REASON.to_owned(),
-            note: Some(note),
-            action: "Recommend".to_owned(),
-            secondary: None,
-        };
-        match recorder.publish(&event, &vpa.object_ref(&())).await {
-            Ok(()) => report.events += 1,
-            Err(e) => {
-                report.event_failures += 1;
-                tracing::warn!(vpa = %r.key, error = %e, "event publication failed");
-            }
-        }
+        write_one(client, r, recorder, vpas, &mut report).await;
     }
     report
+}
+
+/// [`write`] for results built one at a time ([`Pending::results`]): each
+/// status is applied, then dropped before the next result is built. Returns
+/// the results without their statuses (for metrics).
+pub async fn write_each(
+    client: &kube::Client,
+    results: impl Iterator<Item = VpaResult>,
+    recorder: Option<&kube::runtime::events::Recorder>,
+    vpas: &BTreeMap<VpaKey, Arc<VpaInfo>>,
+) -> (WriteReport, Vec<VpaResult>) {
+    let mut report = WriteReport::default();
+    let mut kept = Vec::new();
+    for mut r in results {
+        write_one(client, &r, recorder, vpas, &mut report).await;
+        r.status = None;
+        kept.push(r);
+    }
+    (report, kept)
+}
+
+async fn write_one(
+    client: &kube::Client,
+    r: &VpaResult,
+    recorder: Option<&kube::runtime::events::Recorder>,
+    vpas: &BTreeMap<VpaKey, Arc<VpaInfo>>,
+    report: &mut WriteReport,
+) {
+    use kube::Resource as _;
+    let Some(status) = &r.status else { return };
+    match writer::apply_status(client, &r.key, status).await {
+        Ok(()) => report.statuses_written += 1,
+        Err(e) => {
+            report.status_failures += 1;
+            tracing::warn!(vpa = %r.key, error = %e, "status write failed");
+            return;
+        }
+    }
+    let (Some(recorder), true) = (recorder, r.conflict_started) else {
+        return;
+    };
+    let Some(vpa) = vpas.get(&r.key) else {
+        return;
+    };
+    let Outcome::Evaluated {
+        hpa_conflict: Some(note),
+        ..
+    } = &r.outcome
+    else {
+        return;
+    };
+    let event = kube::runtime::events::Event {
+        type_: kube::runtime::events::EventType::Warning,
+        reason: conditions::HPA_CONFLICT_REASON.to_owned(),
+        note: Some(note.clone()),
+        action: "Recommend".to_owned(),
+        secondary: None,
+    };
+    match recorder.publish(&event, &vpa.object_ref(&())).await {
+        Ok(()) => report.events += 1,
+        Err(e) => {
+            report.event_failures += 1;
+            tracing::warn!(vpa = %r.key, error = %e, "event publication failed");
+        }
+    }
 }
 
 #[cfg(test)]
@@ -577,23 +734,23 @@ mod tests {
             &self,
             _namespace: &str,
             target: &CrossVersionObjectReference,
-        ) -> Result<Selector, TargetError> {
+        ) -> Result<Selector, LookupError> {
             if target.kind == "Deployment" && self.0.contains(&target.name.as_str()) {
                 Ok(Selector::parse(&format!("app={}", target.name)).unwrap())
             } else {
-                tailor_api::target::target_selector(target, None)
+                Ok(tailor_api::target::target_selector(target, None)?)
             }
         }
     }
 
-    fn vpa(name: &str, extra: serde_json::Value) -> Arc<VerticalPodAutoscaler> {
+    fn vpa(name: &str, extra: serde_json::Value) -> Arc<VpaInfo> {
         let mut v = json!({
             "apiVersion": "autoscaling.k8s.io/v1", "kind": "VerticalPodAutoscaler",
             "metadata": {"name": name, "namespace": "shop"},
             "spec": {"targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name}}
         });
         merge(&mut v, extra);
-        Arc::new(serde_json::from_value(v).unwrap())
+        Arc::new(VpaInfo::new(serde_json::from_value(v).unwrap()))
     }
 
     fn merge(a: &mut serde_json::Value, b: serde_json::Value) {
@@ -669,7 +826,7 @@ mod tests {
 
     fn run(
         r: &mut Recommender,
-        vpas: &[Arc<VerticalPodAutoscaler>],
+        vpas: &[Arc<VpaInfo>],
         pods: &[Arc<PodInfo>],
         hpas: &[Arc<HorizontalPodAutoscaler>],
         history: &History,
@@ -680,6 +837,7 @@ mod tests {
             pods,
             hpas,
             targets: &targets,
+            ooms: &[],
         };
         r.step(snap, history, T0 + 86_400).unwrap()
     }

@@ -3,13 +3,18 @@
 //! samples, and per VPA container the recommendation and monthly cost.
 
 use super::conditions::Outcome;
-use super::r#loop::{StepOutput, WriteReport};
+use super::r#loop::{MonthlyCost, StepOutput, VpaResult, WriteReport};
+use super::state::VpaKey;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::DescriptorEncoder;
+use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
-use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, RwLock};
+use tailor_core::policy::PodRecommendation;
 use tailor_core::resources::ResourceName;
 
 type Labels = Vec<(String, String)>;
@@ -32,17 +37,120 @@ pub struct Metrics {
     pub failures: Family<Labels, Counter>,
     /// Samples by `result` (aggregated, invalid, dropped, untracked).
     pub samples: Family<Labels, Counter>,
+    /// OOM kills seen in pod status, by `result` (recorded, untracked, discarded).
+    pub oom_kills: Family<Labels, Counter>,
     /// Checkpoints written.
     pub checkpoints_written: Counter,
     /// Aggregates tracked.
     pub aggregates: Gauge,
     /// Containers tracked.
     pub containers: Gauge,
-    /// Recommended requests by namespace, vpa, container, resource (cpu: cores,
-    /// memory: bytes) and bound (target, lower, upper).
-    pub recommendation: Family<Labels, Gauge<f64, AtomicU64>>,
-    /// Monthly cost in USD of a VPA's running pods, by `requests` (current or recommended).
-    pub monthly_cost: Family<Labels, Gauge<f64, AtomicU64>>,
+    /// The per-VPA series: `recommendation` (by namespace, vpa, container,
+    /// resource — cpu in cores, memory in bytes — and bound: target, lower,
+    /// upper) and `vpa_monthly_cost_usd` (by namespace, vpa and requests:
+    /// current or recommended), encoded from the last loop's results.
+    pub per_vpa: Arc<PerVpa>,
+}
+
+/// What the last loop concluded per VPA, encoded as gauges at scrape time. A
+/// `Family` would keep a label set of five owned strings per series: 60,000
+/// series for 10,000 containers, about 40 MiB; this keeps the results
+/// (about 1.5 MiB) and writes the labels out only when scraped.
+#[derive(Debug, Default)]
+pub struct PerVpa {
+    rows: RwLock<Vec<PerVpaRow>>,
+}
+
+#[derive(Debug)]
+struct PerVpaRow {
+    key: VpaKey,
+    cost: Option<MonthlyCost>,
+    recommendation: Option<PodRecommendation>,
+}
+
+impl PerVpa {
+    fn replace(&self, results: &[VpaResult]) {
+        let rows = results
+            .iter()
+            .map(|r| PerVpaRow {
+                key: r.key.clone(),
+                cost: r.cost,
+                recommendation: r.recommendation.clone(),
+            })
+            .collect();
+        *self
+            .rows
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = rows;
+    }
+}
+
+impl Collector for PerVpa {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let rows = self
+            .rows
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        {
+            let mut family = encoder.encode_descriptor(
+                "recommendation",
+                "Recommended requests (cpu in cores, memory in bytes)",
+                None,
+                MetricType::Gauge,
+            )?;
+            for row in rows.iter() {
+                let (ns, vpa) = (row.key.namespace.as_str(), row.key.name.as_str());
+                for c in row
+                    .recommendation
+                    .iter()
+                    .flat_map(|p| p.container_recommendations.iter())
+                {
+                    for (bound, values) in [
+                        ("target", c.target),
+                        ("lower", c.lower_bound),
+                        ("upper", c.upper_bound),
+                    ] {
+                        for resource in ResourceName::ALL {
+                            let Some(v) = values.get(resource) else {
+                                continue;
+                            };
+                            #[allow(clippy::cast_precision_loss)] // metric values
+                            let value = match resource {
+                                ResourceName::Cpu => v as f64 / 1000.0,
+                                ResourceName::Memory => v as f64,
+                            };
+                            let labels = [
+                                ("namespace", ns),
+                                ("vpa", vpa),
+                                ("container", c.container_name.as_str()),
+                                ("resource", resource.as_str()),
+                                ("bound", bound),
+                            ];
+                            family.encode_family(&labels)?.encode_gauge(&value)?;
+                        }
+                    }
+                }
+            }
+        }
+        let mut family = encoder.encode_descriptor(
+            "vpa_monthly_cost_usd",
+            "Monthly cost of a VPA's running pods at current and recommended requests",
+            None,
+            MetricType::Gauge,
+        )?;
+        for row in rows.iter() {
+            let Some(c) = row.cost else { continue };
+            for (which, v) in [("current", c.current), ("recommended", c.recommended)] {
+                let labels = [
+                    ("namespace", row.key.namespace.as_str()),
+                    ("vpa", row.key.name.as_str()),
+                    ("requests", which),
+                ];
+                family.encode_family(&labels)?.encode_gauge(&v)?;
+            }
+        }
+        Ok(())
+    }
 }
 
 fn labels(pairs: &[(&str, &str)]) -> Labels {
@@ -61,11 +169,11 @@ impl Metrics {
             status_writes: Counter::default(),
             failures: Family::default(),
             samples: Family::default(),
+            oom_kills: Family::default(),
             checkpoints_written: Counter::default(),
             aggregates: Gauge::default(),
             containers: Gauge::default(),
-            recommendation: Family::default(),
-            monthly_cost: Family::default(),
+            per_vpa: Arc::default(),
         };
         registry.register(
             "loop_step_duration_seconds",
@@ -89,6 +197,11 @@ impl Metrics {
         );
         registry.register("samples", "Usage samples by result", m.samples.clone());
         registry.register(
+            "oom_kills",
+            "OOM kills seen in pod status, by result (recorded as a memory bump, untracked container, discarded as older than the current interval)",
+            m.oom_kills.clone(),
+        );
+        registry.register(
             "checkpoints_written",
             "VerticalPodAutoscalerCheckpoints written",
             m.checkpoints_written.clone(),
@@ -103,16 +216,7 @@ impl Metrics {
             "Running containers tracked",
             m.containers.clone(),
         );
-        registry.register(
-            "recommendation",
-            "Recommended requests (cpu in cores, memory in bytes)",
-            m.recommendation.clone(),
-        );
-        registry.register(
-            "vpa_monthly_cost_usd",
-            "Monthly cost of a VPA's running pods at current and recommended requests",
-            m.monthly_cost.clone(),
-        );
+        registry.register_collector(Box::new(Arc::clone(&m.per_vpa)));
         m
     }
 
@@ -145,13 +249,23 @@ impl Metrics {
                 .get_or_create(&labels(&[("result", result)]))
                 .inc_by(n);
         }
+        let o = out.ooms;
+        for (result, n) in [
+            ("recorded", o.recorded),
+            ("untracked", o.untracked),
+            ("discarded", o.discarded),
+        ] {
+            if n > 0 {
+                self.oom_kills
+                    .get_or_create(&labels(&[("result", result)]))
+                    .inc_by(n);
+            }
+        }
         self.aggregates
             .set(i64::try_from(aggregates).unwrap_or(i64::MAX));
         self.containers
             .set(i64::try_from(containers).unwrap_or(i64::MAX));
         self.vpas.clear();
-        self.recommendation.clear();
-        self.monthly_cost.clear();
         for r in &out.results {
             let outcome = match &r.outcome {
                 Outcome::Unsupported { .. } => "unsupported",
@@ -168,50 +282,8 @@ impl Metrics {
             self.vpas
                 .get_or_create(&labels(&[("outcome", outcome)]))
                 .inc();
-            let (ns, vpa) = (r.key.namespace.as_str(), r.key.name.as_str());
-            if let Some(c) = r.cost {
-                for (which, v) in [("current", c.current), ("recommended", c.recommended)] {
-                    self.monthly_cost
-                        .get_or_create(&labels(&[
-                            ("namespace", ns),
-                            ("vpa", vpa),
-                            ("requests", which),
-                        ]))
-                        .set(v);
-                }
-            }
-            for c in r
-                .recommendation
-                .iter()
-                .flat_map(|p| p.container_recommendations.iter())
-            {
-                for (bound, values) in [
-                    ("target", c.target),
-                    ("lower", c.lower_bound),
-                    ("upper", c.upper_bound),
-                ] {
-                    for resource in ResourceName::ALL {
-                        let Some(v) = values.get(resource) else {
-                            continue;
-                        };
-                        #[allow(clippy::cast_precision_loss)] // metric values
-                        let value = match resource {
-                            ResourceName::Cpu => v as f64 / 1000.0,
-                            ResourceName::Memory => v as f64,
-                        };
-                        self.recommendation
-                            .get_or_create(&labels(&[
-                                ("namespace", ns),
-                                ("vpa", vpa),
-                                ("container", &c.container_name),
-                                ("resource", resource.as_str()),
-                                ("bound", bound),
-                            ]))
-                            .set(value);
-                    }
-                }
-            }
         }
+        self.per_vpa.replace(&out.results);
     }
 
     /// Records what the writes did.
@@ -219,5 +291,96 @@ impl Metrics {
         self.status_writes.inc_by(w.statuses_written as u64);
         self.fail("status", w.status_failures as u64);
         self.fail("event", w.event_failures as u64);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::controller::r#loop::StepOutput;
+    use tailor_core::policy::{ContainerRecommendation, PartialResources};
+
+    fn partial(cpu: i64, memory: i64) -> PartialResources {
+        PartialResources {
+            cpu_millis: Some(cpu),
+            memory_bytes: Some(memory),
+        }
+    }
+
+    fn result(name: &str, recommended: bool) -> VpaResult {
+        VpaResult {
+            key: VpaKey::new("shop", name),
+            outcome: Outcome::Evaluated {
+                pods_matched: true,
+                has_recommendation: recommended,
+                hpa_conflict: None,
+            },
+            status: None,
+            conflict_started: false,
+            recommendation: recommended.then(|| PodRecommendation {
+                container_recommendations: vec![ContainerRecommendation {
+                    container_name: "app".into(),
+                    target: partial(587, 1 << 29),
+                    lower_bound: partial(500, 1 << 28),
+                    upper_bound: PartialResources {
+                        cpu_millis: Some(1174),
+                        memory_bytes: None,
+                    },
+                    uncapped_target: partial(587, 1 << 29),
+                }],
+            }),
+            cost: Some(MonthlyCost {
+                current: 32.85,
+                recommended: 19.5,
+            }),
+        }
+    }
+
+    fn scrape(registry: &Registry) -> String {
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, registry).unwrap();
+        text
+    }
+
+    #[test]
+    fn per_vpa_series_are_encoded_from_the_last_loop_only() {
+        let mut registry = tailor_runtime::admin::component_registry("recommender");
+        let m = Metrics::register(&mut registry);
+        let out = StepOutput {
+            results: vec![result("web", true), result("idle", false)],
+            ..StepOutput::default()
+        };
+        m.record_step(&out, 2, 1);
+        let text = scrape(&registry);
+        for line in [
+            "# TYPE tailor_recommender_recommendation gauge",
+            r#"tailor_recommender_recommendation{namespace="shop",vpa="web",container="app",resource="cpu",bound="target"} 0.587"#,
+            r#"tailor_recommender_recommendation{namespace="shop",vpa="web",container="app",resource="memory",bound="target"} 536870912.0"#,
+            r#"tailor_recommender_recommendation{namespace="shop",vpa="web",container="app",resource="memory",bound="lower"} 268435456.0"#,
+            r#"tailor_recommender_recommendation{namespace="shop",vpa="web",container="app",resource="cpu",bound="upper"} 1.174"#,
+            r#"tailor_recommender_vpa_monthly_cost_usd{namespace="shop",vpa="web",requests="current"} 32.85"#,
+            r#"tailor_recommender_vpa_monthly_cost_usd{namespace="shop",vpa="idle",requests="recommended"} 19.5"#,
+            r#"tailor_recommender_vpas{outcome="recommended"} 1"#,
+        ] {
+            assert!(text.lines().any(|l| l == line), "missing {line}\n{text}");
+        }
+        assert_eq!(
+            text.matches("tailor_recommender_recommendation{").count(),
+            5
+        );
+        assert!(!text.contains(r#"resource="memory",bound="upper""#));
+
+        // The next loop replaces them.
+        m.record_step(
+            &StepOutput {
+                results: vec![result("api", true)],
+                ..StepOutput::default()
+            },
+            1,
+            1,
+        );
+        let text = scrape(&registry);
+        assert!(!text.contains(r#"vpa="web""#), "{text}");
+        assert!(text.contains(r#"vpa="api""#));
     }
 }

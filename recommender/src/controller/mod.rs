@@ -6,6 +6,8 @@
 //! - [`state`]: the aggregates and which container feeds which (pure);
 //! - [`conditions`]: the status conditions (pure);
 //! - [`r#loop`]: one step (pure) and the status writes;
+//! - [`oom`]: OOM kills seen in pod status (pure);
+//! - [`scale`]: selectors of custom `targetRef` kinds through `/scale`;
 //! - [`writer`]: apply bodies, checkpoints and their garbage collection;
 //! - [`history`]: the initial load from Prometheus;
 //! - [`metrics`]: what the admin server exports;
@@ -15,6 +17,8 @@ pub mod conditions;
 pub mod history;
 pub mod r#loop;
 pub mod metrics;
+pub mod oom;
 pub mod run;
+pub mod scale;
 pub mod state;
 pub mod writer;

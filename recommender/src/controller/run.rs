@@ -3,8 +3,12 @@
 //! waiting for the lease stays live (its heartbeat beats) but idle.
 
 use super::history::{self, HistoryWindow};
-use super::r#loop::{self, CostConfig, PodInfo, Recommender, Snapshot, TargetLookup};
+use super::r#loop::{
+    self, CostConfig, LookupError, OomEvent, PodInfo, Recommender, Snapshot, TargetLookup, VpaInfo,
+};
 use super::metrics::Metrics;
+use super::oom;
+use super::scale::{self, ScaleTargets};
 use super::state::{AggregateKey, ClusterState, VpaKey};
 use super::writer::{self, CheckpointMemo};
 use crate::cli::{CostArgs, CostPolicy, OptionArgs, SeriesArgs, parse_duration_secs};
@@ -27,7 +31,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tailor_api::VerticalPodAutoscaler;
 use tailor_api::selector::Selector;
-use tailor_api::target::{TargetError, TargetObject, WellKnownKind, target_selector};
+use tailor_api::target::{TargetObject, WellKnownKind, target_selector};
 use tailor_api::vpa::DEFAULT_RECOMMENDER;
 use tailor_core::recommender::Timestamp;
 use tailor_runtime::args::{AdminArgs, KubeClientArgs, LeaderElectionArgs, LogArgs};
@@ -144,8 +148,8 @@ fn now_secs() -> Timestamp {
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
-/// A watched kind.
-trait Watched:
+/// A watched kind (what a reflector or [`CompactCache`] needs of it).
+pub trait Watched:
     Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static
 {
 }
@@ -172,7 +176,7 @@ macro_rules! slim_meta_only {
         }
     )+};
 }
-slim_meta_only!(VerticalPodAutoscaler, HorizontalPodAutoscaler);
+slim_meta_only!(HorizontalPodAutoscaler);
 
 macro_rules! slim_template {
     ($($ty:ty),+) => {$(
@@ -250,53 +254,170 @@ fn watch<K: Watched + Slim>(
     (reader, task)
 }
 
-/// Pods by (namespace, name).
-type PodMap = HashMap<(String, String), Arc<PodInfo>>;
+/// Objects by (namespace, name).
+type ObjectMap<T> = HashMap<(String, String), Arc<T>>;
 
-/// The pod cache: compact [`PodInfo`]s (a `Store<Pod>` would hold 10,000
-/// full pods in about 80 MiB). A relist replaces the contents at once.
-#[derive(Clone, Debug, Default)]
-pub struct PodCache {
-    pods: Arc<RwLock<PodMap>>,
+/// What a [`CompactCache`] keeps of a watched kind.
+pub trait Compact: Send + Sync + Sized + 'static {
+    /// The watched kind.
+    type Source: Watched;
+    /// The kept form of `source`.
+    fn compact(source: Self::Source) -> Self;
+    /// OOM kills an update from `old` to `new` shows (none by default).
+    fn ooms(_old: &Self, _new: &Self) -> Vec<OomEvent> {
+        Vec::new()
+    }
+}
+
+impl Compact for PodInfo {
+    type Source = Pod;
+    fn compact(pod: Pod) -> Self {
+        PodInfo::from_pod(&pod)
+    }
+    fn ooms(old: &Self, new: &Self) -> Vec<OomEvent> {
+        oom::observe(old, new)
+    }
+}
+
+impl Compact for VpaInfo {
+    type Source = VerticalPodAutoscaler;
+    fn compact(vpa: VerticalPodAutoscaler) -> Self {
+        VpaInfo::new(vpa)
+    }
+}
+
+/// OOM kills held for the next loop at most (upstream's channel size); more
+/// between two loops are dropped and logged.
+const MAX_PENDING_OOMS: usize = 5000;
+
+/// A watch cache of compact objects ([`PodInfo`]: a `Store<Pod>` would hold
+/// 10,000 full pods in about 80 MiB; [`VpaInfo`]: a digest instead of the
+/// status recommendation). A relist replaces the contents at once. Updates
+/// are compared with what was held to see OOM kills, which wait in the cache
+/// until the loop takes them.
+#[derive(Debug)]
+pub struct CompactCache<T> {
+    items: Arc<RwLock<ObjectMap<T>>>,
+    ooms: Arc<std::sync::Mutex<Vec<OomEvent>>>,
     synced: Arc<tokio::sync::Notify>,
     ready: Arc<std::sync::atomic::AtomicBool>,
 }
 
-impl PodCache {
-    /// Every pod, in no particular order.
+impl<T> Clone for CompactCache<T> {
+    fn clone(&self) -> Self {
+        CompactCache {
+            items: Arc::clone(&self.items),
+            ooms: Arc::clone(&self.ooms),
+            synced: Arc::clone(&self.synced),
+            ready: Arc::clone(&self.ready),
+        }
+    }
+}
+
+impl<T> Default for CompactCache<T> {
+    fn default() -> Self {
+        CompactCache {
+            items: Arc::default(),
+            ooms: Arc::default(),
+            synced: Arc::default(),
+            ready: Arc::default(),
+        }
+    }
+}
+
+/// The pod cache.
+pub type PodCache = CompactCache<PodInfo>;
+/// The VPA cache.
+pub type VpaCache = CompactCache<VpaInfo>;
+
+fn object_key<K: Resource>(o: &K) -> (String, String) {
+    let meta = o.meta();
+    (
+        meta.namespace.clone().unwrap_or_default(),
+        meta.name.clone().unwrap_or_default(),
+    )
+}
+
+impl<T: Compact> CompactCache<T> {
+    /// Every object, in no particular order.
     #[must_use]
-    pub fn state(&self) -> Vec<Arc<PodInfo>> {
+    pub fn state(&self) -> Vec<Arc<T>> {
         let guard = self
-            .pods
+            .items
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         guard.values().cloned().collect()
     }
 
+    /// The OOM kills seen since the last call.
+    pub fn take_ooms(&self) -> Vec<OomEvent> {
+        std::mem::take(
+            &mut *self
+                .ooms
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
+    }
+
+    fn push_ooms(&self, found: Vec<OomEvent>) {
+        if found.is_empty() {
+            return;
+        }
+        let mut pending = self
+            .ooms
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for oom in found {
+            if pending.len() >= MAX_PENDING_OOMS {
+                tracing::warn!(container = ?oom.container, "too many OOM kills since the last loop; dropped");
+                continue;
+            }
+            pending.push(oom);
+        }
+    }
+
     /// Applies one watch event; `buffer` holds a relist in progress.
-    pub fn apply(&self, buffer: &mut Vec<Arc<PodInfo>>, event: watcher::Event<Pod>) {
-        let key = |p: &PodInfo| (p.namespace.clone(), p.name.clone());
+    pub fn apply(
+        &self,
+        buffer: &mut Vec<((String, String), Arc<T>)>,
+        event: watcher::Event<T::Source>,
+    ) {
         let write = || {
-            self.pods
+            self.items
                 .write()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
         };
         match event {
             watcher::Event::Init => buffer.clear(),
-            watcher::Event::InitApply(pod) => buffer.push(Arc::new(PodInfo::from_pod(&pod))),
+            watcher::Event::InitApply(o) => {
+                buffer.push((object_key(&o), Arc::new(T::compact(o))));
+            }
             watcher::Event::InitDone => {
-                let fresh: HashMap<_, _> = buffer.drain(..).map(|p| (key(&p), p)).collect();
-                *write() = fresh;
+                let fresh: ObjectMap<T> = buffer.drain(..).collect();
+                let mut found = Vec::new();
+                let mut items = write();
+                // A relist after a broken watch is an update of what was held.
+                for (key, new) in &fresh {
+                    if let Some(old) = items.get(key) {
+                        found.extend(T::ooms(old, new));
+                    }
+                }
+                *items = fresh;
+                drop(items);
+                self.push_ooms(found);
                 self.ready.store(true, std::sync::atomic::Ordering::SeqCst);
                 self.synced.notify_waiters();
             }
-            watcher::Event::Apply(pod) => {
-                let info = PodInfo::from_pod(&pod);
-                write().insert(key(&info), Arc::new(info));
+            watcher::Event::Apply(o) => {
+                let key = object_key(&o);
+                let new = Arc::new(T::compact(o));
+                let old = write().insert(key, Arc::clone(&new));
+                if let Some(old) = old {
+                    self.push_ooms(T::ooms(&old, &new));
+                }
             }
-            watcher::Event::Delete(pod) => {
-                let info = PodInfo::from_pod(&pod);
-                write().remove(&key(&info));
+            watcher::Event::Delete(o) => {
+                write().remove(&object_key(&o));
             }
         }
     }
@@ -316,8 +437,8 @@ impl PodCache {
         client: &kube::Client,
         shutdown: &CancellationToken,
     ) -> (Self, tokio::task::JoinHandle<()>) {
-        let cache = PodCache::default();
-        let api: Api<Pod> = Api::all(client.clone());
+        let cache = Self::default();
+        let api: Api<T::Source> = Api::all(client.clone());
         let stream = watcher::watcher(api, watcher::Config::default()).default_backoff();
         let shutdown = shutdown.clone();
         let writer = cache.clone();
@@ -332,7 +453,7 @@ impl PodCache {
                 match next {
                     Some(Ok(event)) => writer.apply(&mut buffer, event),
                     Some(Err(e)) => {
-                        tracing::warn!(kind = "Pod", error = %e, "watch failed; retrying")
+                        tracing::warn!(kind = %T::Source::kind(&()), error = %e, "watch failed; retrying")
                     }
                     None => return,
                 }
@@ -352,6 +473,7 @@ pub struct StoreTargets {
     jobs: Store<Job>,
     cron_jobs: Store<CronJob>,
     replication_controllers: Store<ReplicationController>,
+    scales: ScaleTargets,
 }
 
 fn get<K: Watched>(store: &Store<K>, namespace: &str, name: &str) -> Option<Arc<K>> {
@@ -363,13 +485,16 @@ impl TargetLookup for StoreTargets {
         &self,
         namespace: &str,
         target: &CrossVersionObjectReference,
-    ) -> Result<Selector, TargetError> {
+    ) -> Result<Selector, LookupError> {
         let name = target.name.as_str();
         // Each arm keeps its Arc alive while the selector is read.
         macro_rules! read {
             ($store:expr, $variant:ident) => {{
                 let obj = get(&$store, namespace, name);
-                target_selector(target, obj.as_deref().map(TargetObject::$variant))
+                Ok(target_selector(
+                    target,
+                    obj.as_deref().map(TargetObject::$variant),
+                )?)
             }};
         }
         match WellKnownKind::from_kind(&target.kind) {
@@ -382,8 +507,8 @@ impl TargetLookup for StoreTargets {
             Some(WellKnownKind::ReplicationController) => {
                 read!(self.replication_controllers, ReplicationController)
             }
-            // Custom kinds would need their /scale subresource: not read yet.
-            None => target_selector(target, None),
+            // Any other kind: its /scale subresource, read before the step.
+            None => self.scales.selector(namespace, target),
         }
     }
 }
@@ -391,7 +516,7 @@ impl TargetLookup for StoreTargets {
 /// Every cache the loop reads.
 #[derive(Clone)]
 pub struct Caches {
-    vpas: Store<VerticalPodAutoscaler>,
+    vpas: VpaCache,
     pods: PodCache,
     hpas: Store<HorizontalPodAutoscaler>,
     targets: StoreTargets,
@@ -408,7 +533,11 @@ impl Caches {
             }};
         }
         Caches {
-            vpas: start!(),
+            vpas: {
+                let (cache, task) = VpaCache::start(client, &token);
+                shutdown.spawn(task);
+                cache
+            },
             pods: {
                 let (cache, task) = PodCache::start(client, &token);
                 shutdown.spawn(task);
@@ -423,6 +552,7 @@ impl Caches {
                 jobs: start!(),
                 cron_jobs: start!(),
                 replication_controllers: start!(),
+                scales: ScaleTargets::default(),
             },
         }
     }
@@ -430,7 +560,10 @@ impl Caches {
     async fn wait_until_ready(&self) -> anyhow::Result<()> {
         let t = &self.targets;
         let results = futures::join!(
-            self.vpas.wait_until_ready(),
+            async {
+                self.vpas.wait_until_ready().await;
+                Ok(())
+            },
             async {
                 self.pods.wait_until_ready().await;
                 Ok(())
@@ -706,8 +839,16 @@ impl Controller {
     ) {
         let started = Instant::now();
         let vpas = self.caches.vpas.state();
+        let ours = self.recommender.ours(&vpas);
+        let custom = ScaleTargets::custom_targets(&ours.values().cloned().collect::<Vec<_>>());
+        self.caches
+            .targets
+            .scales
+            .refresh(&self.kube, &custom, now, scale::DEFAULT_MAX_AGE_SECS)
+            .await;
         let pods = self.caches.pods.state();
         let hpas = self.caches.hpas.state();
+        let ooms = self.caches.pods.take_ooms();
         self.metrics
             .observe_step("gather", started.elapsed().as_secs_f64());
         let snap = Snapshot {
@@ -715,26 +856,32 @@ impl Controller {
             pods: &pods,
             hpas: &hpas,
             targets: &self.caches.targets,
+            ooms: &ooms,
         };
         let started = Instant::now();
-        let out = match self.recommender.step_with(snap, history, resolve, now) {
-            Ok(out) => out,
+        let pending = match self.recommender.update(snap, history, resolve, now) {
+            Ok(p) => p,
             Err(e) => {
                 tracing::error!(error = %e, "step failed");
                 return;
             }
         };
+        drop(pods);
         self.metrics
             .observe_step("recommend", started.elapsed().as_secs_f64());
+        let started = Instant::now();
+        // Each VPA is recommended for just before its status is written, so
+        // only one status is held at a time.
+        let (mut out, results) = pending.results(&self.recommender, &hpas);
+        let (report, results) =
+            r#loop::write_each(&self.kube, results, Some(&self.recorder), &ours).await;
+        out.results = results;
+        self.metrics
+            .observe_step("status", started.elapsed().as_secs_f64());
         let s = &self.recommender.state;
         self.metrics
             .record_step(&out, s.aggregate_count(), s.container_count());
-        let started = Instant::now();
-        let ours = self.recommender.ours(&vpas);
-        let report = r#loop::write(&self.kube, &out, Some(&self.recorder), &ours).await;
         self.metrics.record_writes(&report);
-        self.metrics
-            .observe_step("status", started.elapsed().as_secs_f64());
         for key in &out.collected {
             self.memo.forget(key);
         }
@@ -744,6 +891,7 @@ impl Controller {
             failed = report.status_failures,
             samples = out.samples.cpu + out.samples.memory,
             invalid = out.samples.invalid,
+            ooms = out.ooms.recorded,
             "loop done"
         );
         self.write_checkpoints(now).await;
@@ -845,6 +993,114 @@ mod tests {
         c.apply(&mut buf, watcher::Event::InitApply(pod("c")));
         c.apply(&mut buf, watcher::Event::InitDone);
         assert_eq!(names(&c), ["c"]);
+    }
+
+    fn pod_with_app(restarts: i32, state: serde_json::Value, last: serde_json::Value) -> Pod {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "web-0", "namespace": "shop"},
+            "spec": {"containers": [{"name": "app", "resources": {"requests": {"memory": "1Gi"}}}]},
+            "status": {"containerStatuses": [{"name": "app", "restartCount": restarts, "image": "x",
+                "imageID": "", "ready": true, "state": state, "lastState": last}]}
+        }))
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn pod_cache_reports_oom_kills_from_updates_and_relists_only() {
+        let running = serde_json::json!({"running": {"startedAt": "2026-12-01T10:00:05Z"}});
+        let oom = serde_json::json!({"terminated": {"exitCode": 137, "reason": "OOMKilled",
+            "finishedAt": "2026-12-01T10:00:00Z"}});
+        let c = PodCache::default();
+        let mut buf = Vec::new();
+        // First seen already restarted after an OOM: not reported (as upstream).
+        c.apply(&mut buf, watcher::Event::Init);
+        c.apply(
+            &mut buf,
+            watcher::Event::InitApply(pod_with_app(1, running.clone(), oom.clone())),
+        );
+        c.apply(&mut buf, watcher::Event::InitDone);
+        assert!(c.take_ooms().is_empty());
+        // Killed and restarted again: reported once, then taken.
+        c.apply(
+            &mut buf,
+            watcher::Event::Apply(pod_with_app(2, running.clone(), oom.clone())),
+        );
+        let ooms = c.take_ooms();
+        assert_eq!(ooms.len(), 1);
+        assert_eq!(ooms[0].container.pod, "web-0");
+        assert_eq!(ooms[0].timestamp, 1_796_119_200);
+        assert_eq!(ooms[0].memory_request_bytes, 1 << 30);
+        assert!(c.take_ooms().is_empty());
+        // The same status again (a resync) and a relist showing it: nothing new.
+        c.apply(
+            &mut buf,
+            watcher::Event::Apply(pod_with_app(2, running.clone(), oom.clone())),
+        );
+        c.apply(&mut buf, watcher::Event::Init);
+        c.apply(
+            &mut buf,
+            watcher::Event::InitApply(pod_with_app(2, running.clone(), oom.clone())),
+        );
+        c.apply(&mut buf, watcher::Event::InitDone);
+        assert!(c.take_ooms().is_empty());
+        // A relist after a broken watch that shows a kill missed meanwhile.
+        c.apply(&mut buf, watcher::Event::Init);
+        c.apply(
+            &mut buf,
+            watcher::Event::InitApply(pod_with_app(3, running, oom)),
+        );
+        c.apply(&mut buf, watcher::Event::InitDone);
+        assert_eq!(c.take_ooms().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn vpa_cache_keeps_a_digest_instead_of_the_recommendation() {
+        let vpa = |target: &str| -> VerticalPodAutoscaler {
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": "web", "namespace": "shop",
+                    "labels": {"team": "a"},
+                    "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{...}",
+                                    "tailor.dev/cost-policy": "off"},
+                    "managedFields": [{"manager": "kubectl"}]},
+                "spec": {"targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"}},
+                "status": {"recommendation": {"containerRecommendations": [
+                    {"containerName": "app", "target": {"cpu": target}}]},
+                    "conditions": [{"type": "RecommendationProvided", "status": "True"}]}
+            }))
+            .unwrap()
+        };
+        let c = VpaCache::default();
+        let mut buf = Vec::new();
+        c.apply(&mut buf, watcher::Event::Init);
+        c.apply(&mut buf, watcher::Event::InitApply(vpa("100m")));
+        c.apply(&mut buf, watcher::Event::InitDone);
+        let cached = c.state().pop().unwrap();
+        let status = cached.status.as_ref().unwrap();
+        assert!(status.recommendation.is_none());
+        assert_eq!(status.conditions.as_ref().unwrap().len(), 1);
+        assert!(cached.metadata.managed_fields.is_none() && cached.metadata.labels.is_none());
+        assert_eq!(
+            cached
+                .metadata
+                .annotations
+                .as_ref()
+                .unwrap()
+                .keys()
+                .collect::<Vec<_>>(),
+            ["tailor.dev/cost-policy"]
+        );
+        let digest = |v: VerticalPodAutoscaler| {
+            r#loop::recommendation_digest(v.status.unwrap().recommendation.as_ref().unwrap())
+        };
+        assert_eq!(cached.recommendation_digest(), Some(digest(vpa("100m"))));
+        assert_ne!(cached.recommendation_digest(), Some(digest(vpa("101m"))));
+        c.apply(&mut buf, watcher::Event::Apply(vpa("101m")));
+        assert_eq!(
+            c.state()[0].recommendation_digest(),
+            Some(digest(vpa("101m")))
+        );
+        c.apply(&mut buf, watcher::Event::Delete(vpa("101m")));
+        assert!(c.state().is_empty());
     }
 
     #[test]

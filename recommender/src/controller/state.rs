@@ -88,6 +88,29 @@ impl std::ops::AddAssign for SampleStats {
     }
 }
 
+/// An OOM kill seen in a pod's status (see [`super::oom`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OomEvent {
+    /// Namespace, pod and container.
+    pub container: ContainerKey,
+    /// When the killed container finished.
+    pub timestamp: Timestamp,
+    /// The container's memory request then, bytes (0 when none).
+    pub memory_request_bytes: i64,
+}
+
+/// What became of the OOM kills given to [`ClusterState::record_ooms`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OomStats {
+    /// Recorded as memory samples (the bump).
+    pub recorded: u64,
+    /// Of a container no VPA tracks, ignored.
+    pub untracked: u64,
+    /// Older than the container's current memory aggregation interval, or
+    /// with a negative request: discarded (as upstream).
+    pub discarded: u64,
+}
+
 #[derive(Clone, Debug)]
 struct Tracked {
     aggregate: AggregateKey,
@@ -260,6 +283,35 @@ impl ClusterState {
             }
         }
         Ok(stats)
+    }
+
+    /// Records OOM kills of tracked containers: the container's memory need
+    /// (its request or the interval's peak, bumped) becomes the interval's
+    /// memory sample, as upstream's recommender does. Call after the
+    /// containers are synced and the samples added.
+    pub fn record_ooms(&mut self, ooms: &[OomEvent]) -> OomStats {
+        let mut stats = OomStats::default();
+        for oom in ooms {
+            let Some(tracked) = self.containers.get_mut(&oom.container) else {
+                stats.untracked += 1;
+                continue;
+            };
+            let Some(aggregate) = self.aggregates.get_mut(&tracked.aggregate) else {
+                stats.untracked += 1;
+                continue;
+            };
+            match tracked
+                .state
+                .record_oom(aggregate, oom.timestamp, oom.memory_request_bytes)
+            {
+                Ok(()) => stats.recorded += 1,
+                Err(e) => {
+                    stats.discarded += 1;
+                    tracing::debug!(container = ?oom.container, error = %e, "OOM discarded");
+                }
+            }
+        }
+        stats
     }
 
     /// Loads a checkpoint into the (VPA, container) aggregate, replacing what
@@ -540,6 +592,49 @@ mod tests {
             }]
         );
         assert_eq!(s.aggregate_count(), 1);
+    }
+
+    #[test]
+    fn ooms_bump_the_tracked_containers_memory_and_others_are_counted() {
+        let mut s = state();
+        s.sync_containers([observed("web-0", "app", "web")], T0)
+            .unwrap();
+        // 200 MiB used; the request is 256 MiB (see `observed`).
+        s.add_history(
+            &history(&ck("shop", "web-0", "app"), &[], &[(T0, 200.0 * 1048576.0)]),
+            |_| None,
+            T0,
+        )
+        .unwrap();
+        let peak = |s: &ClusterState| {
+            s.aggregates_of(&VpaKey::new("shop", "web"))["app"]
+                .memory_peaks
+                .percentile(1.0)
+        };
+        let before = peak(&s);
+        let oom = |pod: &str, at: Timestamp| OomEvent {
+            container: ck("shop", pod, "app"),
+            timestamp: at,
+            memory_request_bytes: 256 << 20,
+        };
+        let stats = s.record_ooms(&[
+            oom("web-0", T0 + 60),
+            oom("gone-0", T0 + 60),
+            // Before the current memory aggregation interval (a day).
+            oom("web-0", T0 - 2 * 86_400),
+        ]);
+        assert_eq!(
+            stats,
+            OomStats {
+                recorded: 1,
+                untracked: 1,
+                discarded: 1
+            }
+        );
+        // max(256 MiB + 100 MiB, 256 MiB × 1.2) = 356 MiB replaces the 200 MiB peak.
+        let after = peak(&s);
+        assert!(before < 210.0 * 1048576.0, "{before}");
+        assert!(after >= 356.0 * 1048576.0, "{after}");
     }
 
     #[test]
