@@ -29,6 +29,8 @@ pub enum Command {
     Decide(DecideArgs),
     /// Serve Cluster Autoscaler's gRPC expander (`--expander=grpc`).
     Serve(ServeArgs),
+    /// Grow AWS Auto Scaling groups directly (discovered by Cluster Autoscaler's tags).
+    Aws(Box<crate::aws::AwsArgs>),
 }
 
 /// How a decision is printed.
@@ -151,7 +153,7 @@ pub enum ConfigError {
     NoTls,
 }
 
-fn read(path: &Path) -> Result<String, ConfigError> {
+pub(crate) fn read(path: &Path) -> Result<String, ConfigError> {
     std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
         path: path.to_owned(),
         error,
@@ -175,8 +177,36 @@ fn priorities_text(text: &str) -> String {
 }
 
 impl ChainArgs {
-    /// Reads the files and builds the expander.
-    pub fn load(&self) -> Result<Expander, ConfigError> {
+    /// Reads the catalog (with its overrides), if any.
+    pub fn load_catalog(&self) -> Result<Option<Catalog>, ConfigError> {
+        let catalog = match &self.catalog {
+            Some(path) => {
+                Some(
+                    Catalog::from_csv(&read(path)?).map_err(|error| ConfigError::Catalog {
+                        path: path.clone(),
+                        error,
+                    })?,
+                )
+            }
+            None => None,
+        };
+        Ok(match &self.overrides {
+            Some(path) => Some(
+                catalog
+                    .unwrap_or_default()
+                    .with_overrides_yaml(&read(path)?)
+                    .map_err(|error| ConfigError::Catalog {
+                        path: path.clone(),
+                        error,
+                    })?,
+            ),
+            None => catalog,
+        })
+    }
+
+    /// Checks the flags, reads the priorities, and configures the chain with
+    /// `catalog` as its pricing.
+    pub fn chain_config(&self, catalog: Option<Arc<Catalog>>) -> Result<ChainConfig, ConfigError> {
         if let Some(d) = self.spot_discount
             && !(0.0..1.0).contains(&d)
         {
@@ -191,29 +221,6 @@ impl ChainArgs {
                 reason: "must be a number ≥ 0",
             });
         }
-        let catalog = match &self.catalog {
-            Some(path) => {
-                Some(
-                    Catalog::from_csv(&read(path)?).map_err(|error| ConfigError::Catalog {
-                        path: path.clone(),
-                        error,
-                    })?,
-                )
-            }
-            None => None,
-        };
-        let catalog = match &self.overrides {
-            Some(path) => Some(
-                catalog
-                    .unwrap_or_default()
-                    .with_overrides_yaml(&read(path)?)
-                    .map_err(|error| ConfigError::Catalog {
-                        path: path.clone(),
-                        error,
-                    })?,
-            ),
-            None => catalog,
-        };
         let priorities = match &self.priorities {
             Some(path) => Some(
                 PriorityFilter::from_yaml(&priorities_text(&read(path)?)).map_err(|error| {
@@ -225,14 +232,20 @@ impl ChainArgs {
             ),
             None => None,
         };
-        let config = ChainConfig {
-            pricing: catalog.map(|c| Arc::new(c) as _),
+        Ok(ChainConfig {
+            pricing: catalog.map(|c| c as _),
             priorities,
             cost: CostConfig {
                 spot_discount: self.spot_discount,
                 interruption_penalty: self.interruption_penalty,
             },
-        };
+        })
+    }
+
+    /// Reads the files and builds the expander.
+    pub fn load(&self) -> Result<Expander, ConfigError> {
+        let catalog = self.load_catalog()?.map(Arc::new);
+        let config = self.chain_config(catalog)?;
         Expander::new(&self.expander, &config, self.seed, self.cluster_node_count)
             .map_err(ConfigError::Chain)
     }

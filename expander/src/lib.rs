@@ -3,10 +3,15 @@
 //! The decisions themselves are `tailor_core::expander`; this crate converts
 //! Kubernetes objects into the core's types ([`convert`]), reads Cluster
 //! Autoscaler's `BestOptionsRequest` in JSON and protobuf ([`request`]), runs
-//! one decision ([`engine`]), explains it ([`output`]), and serves CA's gRPC
-//! expander protocol over TLS ([`grpc`]).
+//! one decision ([`engine`]), explains it ([`output`]), serves CA's gRPC
+//! expander protocol over TLS ([`grpc`]), and grows AWS Auto Scaling groups
+//! itself in the AWS mode ([`aws`], with [`asg`] for AWS and [`cluster`] for
+//! Kubernetes).
 
+pub mod asg;
+pub mod aws;
 pub mod cli;
+pub mod cluster;
 pub mod convert;
 pub mod engine;
 pub mod grpc;
@@ -25,6 +30,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Option<String>> {
             init_tracing(&args.log_filter)?;
             cli::serve(&args).await.map(|()| None)
         }
+        Command::Aws(args) => aws::run(*args).await,
     }
 }
 

@@ -6,12 +6,14 @@
 //! seeded random pick decides among whatever is left. Each step records its
 //! scores so a decision can be explained.
 
+pub mod asg;
 pub mod cost;
 pub mod leastnodes;
 pub mod mostpods;
 pub mod price;
 pub mod priority;
 pub mod random;
+pub mod scaleup;
 pub mod waste;
 
 pub use cost::{CostConfig, CostFilter};
