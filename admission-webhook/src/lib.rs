@@ -9,12 +9,16 @@
 //! - [`mutate`]: one pod → its JSON patch (pure);
 //! - [`server`]: the axum router, deadline and metrics;
 //! - [`watch`]: the watches that keep the index current;
+//! - [`register`]: `--register-webhook` (the MutatingWebhookConfiguration);
+//! - [`self_signed`]: `--self-signed` (its own CA and serving certificate);
 //! - [`run`]: flags and the process (HTTPS with certificate reload).
 
 pub mod index;
 pub mod mutate;
 pub mod placement;
+pub mod register;
 pub mod review;
 pub mod run;
+pub mod self_signed;
 pub mod server;
 pub mod watch;
