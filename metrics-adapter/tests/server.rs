@@ -155,8 +155,22 @@ async fn start(
     allowed: &[&str],
     relist: bool,
 ) -> Adapter {
+    let config = relist.then_some(CONFIG);
+    start_with(prom_url, pki, cache, allowed, config).await
+}
+
+/// Starts the API with `config`, relisted once, or with the test config
+/// and no relist when `None`.
+async fn start_with(
+    prom_url: &str,
+    pki: &Pki,
+    cache: CacheOptions,
+    allowed: &[&str],
+    config: Option<&str>,
+) -> Adapter {
     tls::install_crypto_provider();
-    let config = Arc::new(Config::from_yaml(CONFIG, "adapter.yaml").unwrap());
+    let relist = config.is_some();
+    let config = Arc::new(Config::from_yaml(config.unwrap_or(CONFIG), "adapter.yaml").unwrap());
     let registry = Arc::new(Registry::new(config));
     let metrics = Metrics::default();
     let client = client_for(prom_url);
@@ -699,4 +713,207 @@ async fn prometheus_down_serves_last_values_until_the_staleness_limit_then_503()
         get(&c, &a, "/apis/custom.metrics.k8s.io/v1beta2").await.0,
         200
     );
+}
+
+#[tokio::test]
+async fn preview_prints_the_values_and_the_hpa_decision() {
+    let prom = prometheus().await;
+    let dir = tempfile::tempdir().unwrap();
+    let hpa = dir.path().join("hpa.yaml");
+    std::fs::write(
+        &hpa,
+        r#"
+apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata: {name: web, namespace: shop}
+spec:
+  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: web}
+  minReplicas: 1
+  maxReplicas: 10
+  metrics:
+  - type: Pods
+    pods:
+      metric: {name: http_requests_per_second}
+      target: {type: AverageValue, averageValue: "1"}
+  - type: External
+    external:
+      metric: {name: queue_depth, selector: {matchLabels: {queue: orders}}}
+      target: {type: Value, value: "21"}
+"#,
+    )
+    .unwrap();
+    let config = Config::from_yaml(CONFIG, "adapter.yaml").unwrap();
+    let args = tailor_metrics_adapter::preview::PreviewArgs {
+        hpa,
+        replicas: Some(2),
+    };
+    let out = tailor_metrics_adapter::preview::preview(
+        &config,
+        &client_for(prom.url()),
+        &args,
+        Duration::from_secs(600),
+    )
+    .await
+    .unwrap();
+    // Pods: (2 + 2.25) / 2 = 2.125 per pod against 1 → ceil(2 × 2.125) = 5.
+    // External: 42 against 21 → ceil(2 × 2) = 4. The larger wins, and the
+    // HPA without behavior caps a scale-up at max(2 × 2, 4) = 4.
+    assert!(
+        out.contains("HPA shop/web: 2 replicas now, min 1, max 10"),
+        "{out}"
+    );
+    assert!(out.contains("pods metric http_requests_per_second: target average 1; now average 2125m over 2 pods -> 5 replicas"), "{out}");
+    assert!(
+        out.contains(
+            "external metric queue_depth: target value 21; now value 42 (1 series) -> 4 replicas"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains("decision: 4 replicas (scale, limited by ScaleUpLimit)"),
+        "{out}"
+    );
+}
+
+#[tokio::test]
+async fn upstreams_default_config_works_unchanged() {
+    let end = now_ms() / 60_000 * 60_000;
+    let mut d = OpenMetrics::new();
+    for (container, per_minute) in [("app", 30.0), ("sidecar", 6.0)] {
+        d.counter(
+            "container_cpu_usage_seconds_total",
+            &[
+                ("namespace", "shop"),
+                ("pod", "web-0"),
+                ("container", container),
+            ],
+            (0..60).map(|i| {
+                (
+                    end - (59 - i) * 60_000,
+                    f64::from(u32::try_from(i).unwrap()) * per_minute,
+                )
+            }),
+        )
+        .unwrap();
+    }
+    let prom = Prometheus::builder()
+        .backfill(d)
+        .lookback_delta(Duration::from_secs(3 * 3600))
+        .start()
+        .await
+        .unwrap();
+    let config = Arc::new(
+        Config::from_yaml(
+            include_str!("../src/testdata/default-config.yaml"),
+            "default.yaml",
+        )
+        .unwrap(),
+    );
+    let registry = Registry::new(config);
+    relist_once(
+        &registry,
+        &client_for(prom.url()),
+        Duration::from_secs(600),
+        &Metrics::default(),
+    )
+    .await;
+    let v: Value = serde_json::from_slice(&registry.snapshot().custom_v1beta2).unwrap();
+    assert_eq!(
+        resource_names(&v),
+        ["namespaces/cpu_usage", "pods/cpu_usage"]
+    );
+    // Served through the HTTPS API: the stock rate() query over both containers.
+    let pki = Pki::generate("front-proxy-client", None).unwrap();
+    let a = start_with(
+        prom.url(),
+        &pki,
+        default_cache(),
+        &[],
+        Some(include_str!("../src/testdata/default-config.yaml")),
+    )
+    .await;
+    let c = https(pki.client_config_with_cert().unwrap());
+    let (code, v) = get(
+        &c,
+        &a,
+        "/apis/custom.metrics.k8s.io/v1beta1/namespaces/shop/pods/web-0/cpu_usage",
+    )
+    .await;
+    assert_eq!(code, 200, "{v}");
+    // 30/min + 6/min = 0.6 CPU seconds per second.
+    assert_eq!(v["items"][0]["value"], "600m", "{v}");
+}
+
+mod fuzz {
+    use super::*;
+    use axum::body::Body;
+    use proptest::prelude::*;
+    use tower::ServiceExt as _;
+
+    static PEER: std::sync::LazyLock<tailor_runtime::tls::PeerCertificate> =
+        std::sync::LazyLock::new(|| {
+            tailor_runtime::tls::PeerCertificate::from_der(
+                Pki::generate("front-proxy-client", None)
+                    .unwrap()
+                    .client()
+                    .cert_der(),
+            )
+            .unwrap()
+        });
+
+    fn state() -> AppState {
+        let config = Arc::new(Config::from_yaml(CONFIG, "adapter.yaml").unwrap());
+        let registry = Arc::new(Registry::new(config));
+        registry.update(
+            registry.rule_ids()[0],
+            &[tailor_metrics_adapter::naming::Series::new(
+                "http_requests",
+                ["namespace", "pod"],
+            )],
+        );
+        let metrics = Metrics::default();
+        AppState {
+            registry,
+            // Nothing listens there: requests that reach Prometheus get 503.
+            client: client_for("http://127.0.0.1:9"),
+            cache: ValueCache::new(default_cache(), metrics.clone()),
+            metrics,
+            auth: Arc::new(Auth::new(Vec::new())),
+            objects: None,
+            query_options: QueryOptions::default(),
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+        /// Arbitrary paths and query strings: always a JSON Status or body,
+        /// never a panic or a 500.
+        #[test]
+        fn arbitrary_requests_get_a_status_never_a_crash(
+            segs in proptest::collection::vec(prop_oneof![
+                Just("namespaces".to_owned()), Just("pods".to_owned()), Just("*".to_owned()),
+                Just("custom.metrics.k8s.io".to_owned()), Just("external.metrics.k8s.io".to_owned()),
+                Just("v1beta1".to_owned()), Just("v1beta2".to_owned()), Just("metrics".to_owned()),
+                Just("http_requests_per_second".to_owned()), "[a-z0-9.%*-]{0,8}", "\\PC{0,6}",
+            ], 0..8),
+            query in "[a-zA-Z=&%!(),+ *-]{0,30}",
+        ) {
+            let peer = PEER.clone();
+            let path: String = segs.iter().map(|s| format!("/{}", s.replace(['?', '#', ' '], "%20"))).collect();
+            let uri = format!("/apis{path}?{query}").replace(' ', "+");
+            let Ok(req) = http::Request::get(&uri).extension(peer).body(Body::empty()) else {
+                return Ok(());
+            };
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let response = rt.block_on(router(state()).oneshot(req)).unwrap();
+            let code = response.status().as_u16();
+            prop_assert!([200, 400, 404, 503].contains(&code), "{uri}: {code}");
+            let body = rt.block_on(http_body_util::BodyExt::collect(response.into_body())).unwrap().to_bytes();
+            let v: Value = serde_json::from_slice(&body).unwrap();
+            if code != 200 {
+                prop_assert_eq!(&v["kind"], "Status");
+                prop_assert_eq!(v["code"].as_u64(), Some(u64::from(code)));
+            }
+        }
+    }
 }
