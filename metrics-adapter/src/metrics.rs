@@ -60,6 +60,8 @@ pub struct Metrics {
     pub relist_failures: Family<RuleLabels, Counter>,
     /// Distinct series (name + label names) the rules discovered.
     pub series: Gauge,
+    /// Series Prometheus listed for the rules' queries at the last relist.
+    pub series_listed: Gauge,
     /// Served metrics by API.
     pub metrics: Family<ApiLabels, Gauge>,
     /// Requests by API, metric and code.
@@ -77,6 +79,7 @@ impl Default for Metrics {
             relist_age: Family::default(),
             relist_failures: Family::default(),
             series: Gauge::default(),
+            series_listed: Gauge::default(),
             metrics: Family::default(),
             requests: Family::default(),
             cache: Family::default(),
@@ -117,6 +120,11 @@ impl Metrics {
             "series_discovered",
             "Distinct series (name and label names) the rules discovered",
             m.series.clone(),
+        );
+        registry.register(
+            "series_listed",
+            "Series Prometheus listed for the rules' seriesQuery at the last relist (kept only as distinct name and label names)",
+            m.series_listed.clone(),
         );
         registry.register(
             "metrics_discovered",

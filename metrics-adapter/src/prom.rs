@@ -18,6 +18,10 @@ use serde::de::{Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use crate::naming::Series;
 
+/// Deadline of a series listing (relist, `--check-config`): listing many
+/// series takes longer than a metric query, and runs in the background.
+pub const SERIES_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// How requests are sent to Prometheus (`--prometheus-verb`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Verb {
@@ -440,11 +444,11 @@ impl Client {
         self.inner.timeout
     }
 
-    fn transport(&self, e: &reqwest::Error) -> PromError {
+    fn transport(&self, e: &reqwest::Error, timeout: Duration) -> PromError {
         if e.is_timeout() {
             PromError::Timeout {
                 url: self.inner.shown.clone(),
-                timeout: self.inner.timeout,
+                timeout,
             }
         } else {
             // The error's chain names the cause (refused, DNS, certificate).
@@ -467,6 +471,7 @@ impl Client {
         &self,
         path: &str,
         params: &[(&str, String)],
+        timeout: Duration,
     ) -> Result<axum::body::Bytes, PromError> {
         let url = format!("{}{}", self.inner.url, path);
         loop {
@@ -475,7 +480,8 @@ impl Client {
                 self.inner.http.get(&url).query(params)
             } else {
                 self.inner.http.post(&url).form(params)
-            };
+            }
+            .timeout(timeout);
             for (k, v) in &self.inner.headers {
                 req = req.header(k, v);
             }
@@ -489,14 +495,17 @@ impl Client {
             if let Some(t) = token.filter(|t| !t.is_empty()) {
                 req = req.bearer_auth(t);
             }
-            let resp = req.send().await.map_err(|e| self.transport(&e))?;
+            let resp = req.send().await.map_err(|e| self.transport(&e, timeout))?;
             let status = resp.status();
             if !get && status == reqwest::StatusCode::METHOD_NOT_ALLOWED {
                 tracing::warn!(url = %self.inner.shown, "Prometheus refused POST (405); using GET from now on");
                 self.inner.use_get.store(true, Ordering::Relaxed);
                 continue;
             }
-            let body = resp.bytes().await.map_err(|e| self.transport(&e))?;
+            let body = resp
+                .bytes()
+                .await
+                .map_err(|e| self.transport(&e, timeout))?;
             if status.is_success() {
                 return Ok(body);
             }
@@ -540,6 +549,7 @@ impl Client {
             .call(
                 "/api/v1/query",
                 &[("query", promql.to_owned()), ("timeout", timeout)],
+                self.inner.timeout,
             )
             .await?;
         parse_query_response(&body).map_err(|e| self.decode_err(e))
@@ -552,13 +562,9 @@ impl Client {
     ///
     /// # Errors
     /// See [`PromError`].
-    pub async fn series(
-        &self,
-        selector: &str,
-        max_age: Duration,
-    ) -> Result<Vec<Series>, PromError> {
+    pub async fn series(&self, selector: &str, max_age: Duration) -> Result<SeriesList, PromError> {
         let body = self.series_body(selector, max_age).await?;
-        parse_series_response(&body).map_err(|e| self.decode_err(e))
+        parse_series_list(&body).map_err(|e| self.decode_err(e))
     }
 
     /// The series matching `selector` in the last `max_age`, with their
@@ -597,6 +603,7 @@ impl Client {
                 ("start", format!("{start:.3}")),
                 ("end", format!("{now:.3}")),
             ],
+            SERIES_TIMEOUT.max(self.inner.timeout),
         )
         .await
     }
@@ -680,7 +687,8 @@ pub fn parse_query_response(body: &[u8]) -> Result<Vec<Sample>, String> {
 }
 
 /// Series (name + label names), deduplicated while reading.
-struct SeriesSet(BTreeSet<Series>);
+/// Distinct series, and how many label sets were read.
+struct SeriesSet(BTreeSet<Series>, usize);
 
 impl<'de> Deserialize<'de> for SeriesSet {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -692,12 +700,14 @@ impl<'de> Deserialize<'de> for SeriesSet {
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<SeriesSet, A::Error> {
                 let mut set = BTreeSet::new();
+                let mut listed = 0;
                 while let Some(LabelNames(s)) = seq.next_element()? {
+                    listed += 1;
                     if let Some(s) = s {
                         set.insert(s);
                     }
                 }
-                Ok(SeriesSet(set))
+                Ok(SeriesSet(set, listed))
             }
         }
         d.deserialize_seq(SeqV)
@@ -738,12 +748,33 @@ impl<'de> Deserialize<'de> for LabelNames {
 /// # Errors
 /// Not JSON or not success.
 pub fn parse_series_response(body: &[u8]) -> Result<Vec<Series>, String> {
+    parse_series_list(body).map(|l| l.series)
+}
+
+/// A series listing: the distinct (name, label names), and how many series
+/// Prometheus listed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SeriesList {
+    /// Distinct name + label-name sets.
+    pub series: Vec<Series>,
+    /// Series Prometheus returned.
+    pub listed: usize,
+}
+
+/// Reads a `/api/v1/series` answer into a [`SeriesList`].
+///
+/// # Errors
+/// Not JSON or not success.
+pub fn parse_series_list(body: &[u8]) -> Result<SeriesList, String> {
     let env: Envelope<SeriesSet> = serde_json::from_slice(body).map_err(|e| e.to_string())?;
     if env.status != "success" {
         return Err(format!("status {:?}: {}", env.status, env.error));
     }
     let set = env.data.ok_or_else(|| "no data".to_owned())?;
-    Ok(set.0.into_iter().collect())
+    Ok(SeriesList {
+        series: set.0.into_iter().collect(),
+        listed: set.1,
+    })
 }
 
 #[cfg(test)]
@@ -789,6 +820,7 @@ mod tests {
                 Series::new("up", ["job"]),
             ]
         );
+        assert_eq!(parse_series_list(body).unwrap().listed, 4);
         assert!(
             parse_series_response(br#"{"status":"error","error":"bad"}"#)
                 .unwrap_err()

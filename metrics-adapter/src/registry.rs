@@ -53,6 +53,8 @@ pub struct RuleState {
     pub external: BTreeMap<String, String>,
     /// Series the last successful relist returned (distinct name + label names).
     pub series: usize,
+    /// Series Prometheus listed for the rule's query (before deduplication).
+    pub listed: usize,
     /// When the last relist succeeded.
     pub last_success: Option<Instant>,
     /// The last relist's error, cleared by a success.
@@ -147,7 +149,7 @@ impl Registry {
     }
 
     /// Records a successful relist of one rule and republishes.
-    pub fn update(&self, id: RuleId, series: &[Series]) {
+    pub fn update(&self, id: RuleId, series: &[Series], listed: usize) {
         let Some(rule) = self.rule(id) else { return };
         let d = discovery::discover(rule, series);
         {
@@ -157,6 +159,7 @@ impl Registry {
                 custom: d.custom,
                 external: d.external,
                 series: series.len(),
+                listed,
                 last_success: Some(Instant::now()),
                 last_error: None,
             };
@@ -231,6 +234,19 @@ impl Registry {
             .unwrap_or_else(PoisonError::into_inner) = Arc::new(snap);
     }
 
+    /// Series Prometheus listed over all rules (rules sharing a query count
+    /// it once).
+    #[must_use]
+    pub fn listed(&self) -> usize {
+        let rules = self.rules.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut seen = std::collections::BTreeSet::new();
+        let all = self.config.rules.iter().chain(&self.config.external_rules);
+        all.zip(rules.iter())
+            .filter(|(rule, _)| seen.insert(rule.series_query.source().to_owned()))
+            .map(|(_, state)| state.listed)
+            .sum()
+    }
+
     /// Counts for self-metrics: (series, custom metrics, external metrics).
     #[must_use]
     pub fn counts(&self) -> (usize, usize, usize) {
@@ -276,7 +292,7 @@ mod tests {
             "container_cpu_usage_seconds_total",
             ["namespace", "pod", "container"],
         );
-        r.update(ids[0], &[container]);
+        r.update(ids[0], &[container], 1);
         let before = r.snapshot().custom.len();
         assert!(before > 0);
         r.failed(ids[0], "boom".into());

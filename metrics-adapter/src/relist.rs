@@ -45,9 +45,9 @@ pub async fn relist_once(
         let elapsed = started.elapsed().as_secs_f64();
         metrics.prometheus_call(result.as_ref().map_or_else(|e| e.label(), |_| "ok"));
         match result {
-            Ok(series) => {
+            Ok(list) => {
                 for id in ids {
-                    registry.update(id, &series);
+                    registry.update(id, &list.series, list.listed);
                     metrics.relist_duration.get_or_create(&rule_label(id)).observe(elapsed);
                 }
             }
@@ -70,6 +70,9 @@ pub fn publish(registry: &Registry, metrics: &Metrics) {
     metrics
         .series
         .set(i64::try_from(series).unwrap_or(i64::MAX));
+    metrics
+        .series_listed
+        .set(i64::try_from(registry.listed()).unwrap_or(i64::MAX));
     for (api, n) in [("custom", custom), ("external", external)] {
         metrics
             .metrics

@@ -373,7 +373,9 @@ async fn serve_api(cli: Cli) -> anyhow::Result<()> {
     let liveness = admin::Liveness::new();
     let heartbeat = liveness.heartbeat(
         "relist_loop",
-        cli.prometheus.prometheus_timeout * 4 + Duration::from_secs(60),
+        // A relist round may take a series listing's full deadline.
+        crate::prom::SERIES_TIMEOUT.max(cli.prometheus.prometheus_timeout) * 2
+            + Duration::from_secs(60),
     );
     let admin_state = admin::AdminState::new(registry, readiness.clone(), liveness);
     let admin_task = shutdown.spawn(admin::serve(

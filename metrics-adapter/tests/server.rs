@@ -549,6 +549,10 @@ async fn a_failing_series_query_does_not_stop_the_other_rules() {
     let err = states[3].last_error.as_deref().unwrap();
     assert!(err.contains("HTTP 400"), "{err}");
     assert_eq!(registry.snapshot().custom.len(), 5);
+    // 4 http_requests, 1 queue_length, 1 node_load, 3 queue_depth series.
+    assert_eq!(registry.listed(), 9);
+    // Kept as distinct name + label names only.
+    assert_eq!(registry.counts().0, 4);
 }
 
 #[tokio::test]
@@ -870,6 +874,7 @@ mod fuzz {
                 "http_requests",
                 ["namespace", "pod"],
             )],
+            1,
         );
         let metrics = Metrics::default();
         AppState {
