@@ -29,7 +29,7 @@ use tailor_core::expander::scaleup::{
 use tailor_runtime::args::{
     AdminArgs, KubeClientArgs, LeaderElectionArgs, LogArgs, parse_duration,
 };
-use tailor_runtime::lease::{LeaderElector, LeaderState, LeaseConfig};
+use tailor_runtime::lease;
 use tailor_runtime::{Shutdown, admin, client, telemetry};
 
 /// The component name: Lease name and metric prefix.
@@ -551,15 +551,7 @@ pub async fn run(args: AwsArgs) -> anyhow::Result<Option<String>> {
         shutdown.token(),
         DRAIN,
     ));
-    let leader = if args.leader.leader_elect {
-        let config = LeaseConfig::from_args(&args.leader, COMPONENT, "default")?;
-        let elector = LeaderElector::new(kube.clone(), config);
-        let state = elector.state();
-        shutdown.spawn(elector.run(shutdown.token()));
-        state
-    } else {
-        LeaderState::always()
-    };
+    let leader = lease::start(&kube, &args.leader, COMPONENT, "default", &shutdown)?;
     readiness.set_ready(true);
     tracing::info!(
         cluster = %controller.cluster,

@@ -26,7 +26,7 @@ use tailor_core::update::UpdaterConfig;
 use tailor_runtime::args::{
     AdminArgs, KubeClientArgs, LeaderElectionArgs, LogArgs, parse_duration,
 };
-use tailor_runtime::lease::{LeaderElector, LeaderState, LeaseConfig};
+use tailor_runtime::lease::{self, LeaderState};
 use tailor_runtime::{Shutdown, admin, client, telemetry};
 use tokio_util::sync::CancellationToken;
 
@@ -452,32 +452,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         DRAIN,
     ));
 
-    let mut leader = if cli.leader.leader_elect {
-        let lease = LeaseConfig::from_args(&cli.leader, COMPONENT, "default")?;
-        let elector = LeaderElector::new(kube.clone(), lease);
-        let state = elector.state();
-        shutdown.spawn(elector.run(shutdown.token()));
-        state
-    } else {
-        LeaderState::always()
-    };
+    let mut leader = lease::start(&kube, &cli.leader, COMPONENT, "default", &shutdown)?;
 
     let caches = Caches::start(&kube, &shutdown);
     let token = shutdown.token();
     // Stay live while waiting for the caches and the lease.
-    let beating = {
-        let heartbeat = heartbeat.clone();
-        let token = token.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(interval);
-            loop {
-                tokio::select! {
-                    () = token.cancelled() => return,
-                    _ = tick.tick() => heartbeat.beat(),
-                }
-            }
-        })
-    };
+    let beating = heartbeat.keep_beating(interval, token.clone());
     let started = tokio::select! {
         () = token.cancelled() => false,
         elected = async {

@@ -72,6 +72,26 @@ impl Heartbeat {
         *self.0.last.lock().unwrap_or_else(PoisonError::into_inner) = Instant::now();
     }
 
+    /// Beats every `every` until `stop` is cancelled or the task is aborted.
+    /// A loop waiting for its caches or for the Lease is not stalled, so it
+    /// stays live with this until its first real iteration.
+    pub fn keep_beating(
+        &self,
+        every: Duration,
+        stop: tokio_util::sync::CancellationToken,
+    ) -> tokio::task::JoinHandle<()> {
+        let heartbeat = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    _ = tick.tick() => heartbeat.beat(),
+                }
+            }
+        })
+    }
+
     /// Time since the last beat (or since registration, before the first beat).
     pub fn age(&self) -> Duration {
         self.0

@@ -203,6 +203,26 @@ impl std::fmt::Debug for LeaderElector {
     }
 }
 
+/// Starts leader election for `component` when `--leader-elect` is on (the
+/// elector runs as a task of `shutdown`), or returns a state that always leads
+/// when it is off. Every leader-elected binary starts the same way.
+pub fn start(
+    client: &Client,
+    args: &LeaderElectionArgs,
+    component: &str,
+    fallback_namespace: &str,
+    shutdown: &crate::Shutdown,
+) -> Result<LeaderState, LeaseError> {
+    if !args.leader_elect {
+        return Ok(LeaderState::always());
+    }
+    let config = LeaseConfig::from_args(args, component, fallback_namespace)?;
+    let elector = LeaderElector::new(client.clone(), config);
+    let state = elector.state();
+    shutdown.spawn(elector.run(shutdown.token()));
+    Ok(state)
+}
+
 impl LeaderElector {
     /// An elector for `config` using `client` and the system clock.
     pub fn new(client: Client, config: LeaseConfig) -> Self {

@@ -35,7 +35,7 @@ use tailor_api::target::{TargetObject, WellKnownKind, target_selector};
 use tailor_api::vpa::DEFAULT_RECOMMENDER;
 use tailor_core::recommender::Timestamp;
 use tailor_runtime::args::{AdminArgs, KubeClientArgs, LeaderElectionArgs, LogArgs};
-use tailor_runtime::lease::{LeaderElector, LeaderState, LeaseConfig};
+use tailor_runtime::lease;
 use tailor_runtime::{Shutdown, admin, client, telemetry};
 use tokio_util::sync::CancellationToken;
 
@@ -622,32 +622,12 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         DRAIN,
     ));
 
-    let mut leader = if args.leader.leader_elect {
-        let config = LeaseConfig::from_args(&args.leader, COMPONENT, "default")?;
-        let elector = LeaderElector::new(kube.clone(), config);
-        let state = elector.state();
-        shutdown.spawn(elector.run(shutdown.token()));
-        state
-    } else {
-        LeaderState::always()
-    };
+    let mut leader = lease::start(&kube, &args.leader, COMPONENT, "default", &shutdown)?;
 
     let caches = Caches::start(&kube, &shutdown);
     let token = shutdown.token();
     // Stay live while waiting for caches and the lease.
-    let beating = {
-        let heartbeat = heartbeat.clone();
-        let token = token.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(interval);
-            loop {
-                tokio::select! {
-                    () = token.cancelled() => return,
-                    _ = tick.tick() => heartbeat.beat(),
-                }
-            }
-        })
-    };
+    let beating = heartbeat.keep_beating(interval, token.clone());
     let started = tokio::select! {
         () = token.cancelled() => false,
         r = async {
