@@ -21,7 +21,7 @@ const PODS: usize = 1_000;
 
 fn catalog() -> Catalog {
     let data = std::env::var("TAILOR_SHARED_DATA")
-        .unwrap_or_else(|_| format!("{}/../../../shared/data", env!("CARGO_MANIFEST_DIR")));
+        .unwrap_or_else(|_| format!("{}/../../shared/data", env!("CARGO_MANIFEST_DIR")));
     let path = format!("{data}/aws/aws-ec2-us-east-1.csv");
     Catalog::from_csv(&std::fs::read_to_string(&path).expect(&path)).unwrap()
 }
