@@ -236,6 +236,44 @@ impl Index {
             .remove(&(namespace.to_owned(), kind.to_owned(), name.to_owned()));
     }
 
+    /// Applies one object given as JSON, by its `kind`, as the watches would.
+    /// For indexes built from files (test fixtures, the load benchmark);
+    /// the running webhook is fed by its watches. An unknown kind or an object
+    /// that does not decode is an error naming it, and changes nothing.
+    pub fn apply_object(&mut self, value: serde_json::Value) -> Result<(), String> {
+        use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+        use k8s_openapi::api::batch::v1::{CronJob, Job};
+        fn decode<T: serde::de::DeserializeOwned>(
+            kind: &str,
+            value: serde_json::Value,
+        ) -> Result<T, String> {
+            serde_json::from_value(value).map_err(|err| format!("{kind}: {err}"))
+        }
+        let kind = value["kind"].as_str().unwrap_or_default().to_owned();
+        match kind.as_str() {
+            "Deployment" => {
+                let o: Deployment = decode(&kind, value)?;
+                self.apply_controller(TargetObject::Deployment(&o));
+            }
+            "ReplicaSet" => {
+                let o: ReplicaSet = decode(&kind, value)?;
+                self.apply_controller(TargetObject::ReplicaSet(&o));
+            }
+            "CronJob" => {
+                let o: CronJob = decode(&kind, value)?;
+                self.apply_controller(TargetObject::CronJob(&o));
+            }
+            "Job" => {
+                let o: Job = decode(&kind, value)?;
+                self.apply_controller(TargetObject::Job(&o));
+            }
+            "VerticalPodAutoscaler" => self.apply_vpa(decode(&kind, value)?),
+            "LimitRange" => self.apply_limit_range(&decode::<LimitRange>(&kind, value)?),
+            other => return Err(format!("unexpected kind {other:?}")),
+        }
+        Ok(())
+    }
+
     /// Adds or replaces a LimitRange.
     pub fn apply_limit_range(&mut self, limit_range: &LimitRange) {
         let key = ns_name(&limit_range.metadata);

@@ -14,17 +14,12 @@ use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
-use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
-use k8s_openapi::api::batch::v1::{CronJob, Job};
-use k8s_openapi::api::core::v1::LimitRange;
 use prometheus_client::registry::Registry;
 use serde::Deserialize as _;
 use tailor_admission_webhook::index::{Index, RecommenderFilter};
 use tailor_admission_webhook::placement::PlacementConfig;
 use tailor_admission_webhook::self_signed::SelfSigned;
 use tailor_admission_webhook::server::{AppState, DEFAULT_DEADLINE, Metrics, router};
-use tailor_api::VerticalPodAutoscaler;
-use tailor_api::target::TargetObject;
 use tailor_runtime::args::TlsArgs;
 use tailor_runtime::{Shutdown, serve, tls};
 
@@ -33,32 +28,7 @@ fn index_from(yaml: &str) -> Index {
     let mut index = Index::new(RecommenderFilter::Any);
     for doc in serde_yaml::Deserializer::from_str(yaml) {
         let value = serde_json::to_value(serde_yaml::Value::deserialize(doc).unwrap()).unwrap();
-        let kind = value["kind"].as_str().unwrap_or_default().to_owned();
-        match kind.as_str() {
-            "Deployment" => {
-                let o: Deployment = serde_json::from_value(value).unwrap();
-                index.apply_controller(TargetObject::Deployment(&o));
-            }
-            "ReplicaSet" => {
-                let o: ReplicaSet = serde_json::from_value(value).unwrap();
-                index.apply_controller(TargetObject::ReplicaSet(&o));
-            }
-            "CronJob" => {
-                let o: CronJob = serde_json::from_value(value).unwrap();
-                index.apply_controller(TargetObject::CronJob(&o));
-            }
-            "Job" => {
-                let o: Job = serde_json::from_value(value).unwrap();
-                index.apply_controller(TargetObject::Job(&o));
-            }
-            "VerticalPodAutoscaler" => {
-                index.apply_vpa(serde_json::from_value::<VerticalPodAutoscaler>(value).unwrap());
-            }
-            "LimitRange" => {
-                index.apply_limit_range(&serde_json::from_value::<LimitRange>(value).unwrap());
-            }
-            other => panic!("unexpected kind {other:?} in the cluster file"),
-        }
+        index.apply_object(value).unwrap();
     }
     index
 }
