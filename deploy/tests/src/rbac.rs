@@ -199,8 +199,17 @@ fn strings<'a>(rule: &'a Value, field: &str) -> Vec<&'a str> {
         .collect()
 }
 
+/// The one wildcard rule allowed: `get` on `*/scale` in every group. A VPA's
+/// `targetRef` may name any kind with a `/scale` subresource, in groups nobody
+/// knows in advance, and upstream's VPA components hold the same grant. It
+/// reads only replica counts and selectors, never objects, and writes nothing.
+fn is_scale_reader(groups: &[&str], resources: &[&str], verbs: &[&str]) -> bool {
+    groups == ["*"] && resources == ["*/scale"] && verbs == ["get"]
+}
+
 /// The permissions of one role's rules; wildcards and non-resource URLs are
-/// errors (nothing Tailor runs needs them).
+/// errors (nothing Tailor runs needs them), except `get` on `*/scale`
+/// ([`is_scale_reader`]).
 fn role_rules(role: &Value) -> Result<Vec<Permission>, RbacError> {
     let role_name = format!(
         "{} {}",
@@ -228,6 +237,7 @@ fn role_rules(role: &Value) -> Result<Vec<Permission>, RbacError> {
         if [&groups, &resources, &verbs]
             .iter()
             .any(|list| list.contains(&"*"))
+            && !is_scale_reader(&groups, &resources, &verbs)
         {
             return Err(RbacError::Broad {
                 role: role_name,
@@ -286,6 +296,29 @@ mod tests {
         .collect();
         assert_eq!(got, want);
         assert!(grants(&objects(), "ns", "nobody").unwrap().is_empty());
+    }
+
+    #[test]
+    fn only_the_scale_reader_wildcard_is_allowed() {
+        let mut objs = objects();
+        objs[0]["rules"] =
+            json!([{"apiGroups": ["*"], "resources": ["*/scale"], "verbs": ["get"]}]);
+        let got = grants(&objs, "ns", "sa").unwrap();
+        assert!(got.contains(&Permission::new("*", "*/scale", "get")));
+        for (groups, resources, verbs) in [
+            (json!(["*"]), json!(["*/scale"]), json!(["get", "update"])),
+            (json!(["*"]), json!(["*/scale"]), json!(["*"])),
+            (json!(["*"]), json!(["*"]), json!(["get"])),
+            (json!(["*", "apps"]), json!(["*/scale"]), json!(["get"])),
+        ] {
+            objs[0]["rules"] =
+                json!([{"apiGroups": groups, "resources": resources, "verbs": verbs}]);
+            assert!(
+                matches!(grants(&objs, "ns", "sa"), Err(RbacError::Broad { .. })),
+                "{}",
+                objs[0]["rules"]
+            );
+        }
     }
 
     #[test]
