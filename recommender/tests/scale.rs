@@ -6,6 +6,7 @@
 
 use k8s_openapi::api::autoscaling::v1::CrossVersionObjectReference;
 use serde_json::{Value, json};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use tailor_api::selector::Selector;
 use tailor_core::catalog::Rates;
@@ -13,9 +14,9 @@ use tailor_core::recommender::{RecommenderOptions, Timestamp};
 use tailor_recommender::controller::r#loop::{
     CostConfig, LookupError, PodInfo, Recommender, Snapshot, TargetLookup, VpaInfo,
 };
-use tailor_recommender::controller::scale::{DEFAULT_MAX_AGE_SECS, ScaleTargets};
 use tailor_recommender::controller::state::ClusterState;
 use tailor_recommender::prom::{ContainerKey, History};
+use tailor_runtime::scale::{CrossVersionObjectReferenceKey, DEFAULT_MAX_AGE_SECS, ScaleTargets};
 use tailor_testkit::kube_mock::{Exchange, KubeMock};
 
 const NOW: Timestamp = 1_700_086_400;
@@ -63,6 +64,15 @@ fn scale(name: &str, selector: &str) -> Value {
     })
 }
 
+fn custom(vpas: &[Arc<VpaInfo>]) -> BTreeSet<(String, CrossVersionObjectReferenceKey)> {
+    ScaleTargets::custom_targets(vpas.iter().map(|v| {
+        (
+            v.metadata.namespace.as_deref().unwrap_or_default(),
+            &v.spec.target_ref,
+        )
+    }))
+}
+
 fn scale_path(name: &str) -> String {
     format!("/apis/example.com/v1/namespaces/shop/widgets/{name}/scale")
 }
@@ -79,7 +89,7 @@ async fn reads_scale_selectors_once_per_kind_and_not_again_while_fresh() {
         vpa("b", "example.com/v1", "Widget", "b"),
         vpa("web", "apps/v1", "Deployment", "web"),
     ];
-    let targets = ScaleTargets::custom_targets(&vpas);
+    let targets = custom(&vpas);
     assert_eq!(
         targets.len(),
         2,
@@ -103,6 +113,10 @@ async fn reads_scale_selectors_once_per_kind_and_not_again_while_fresh() {
         cache.selector("shop", &target("Widget", "b")).unwrap(),
         Selector::parse("app=b").unwrap()
     );
+    assert_eq!(
+        cache.replicas("shop", &target("Widget", "b")).unwrap(),
+        Some(2)
+    );
 
     // Fresh: nothing is asked.
     let (client, mock) = KubeMock::pair();
@@ -118,7 +132,7 @@ async fn reads_scale_selectors_once_per_kind_and_not_again_while_fresh() {
     api.verify().await;
 
     // Stale, and "b" no longer named: the kind and "a" are read again, "b" is forgotten.
-    let only_a = ScaleTargets::custom_targets(&vpas[..1]);
+    let only_a = custom(&vpas[..1]);
     let (client, mock) = KubeMock::pair();
     let api = mock.run(vec![
         Exchange::get(DISCOVERY).respond(200, resources()),
@@ -167,12 +181,7 @@ async fn every_failure_is_named() {
         Exchange::get("/apis/other.io/v1").respond_status(404, "NotFound", "the server could not find the requested resource"),
     ]);
     cache
-        .refresh(
-            &client,
-            &ScaleTargets::custom_targets(&vpas),
-            NOW,
-            DEFAULT_MAX_AGE_SECS,
-        )
+        .refresh(&client, &custom(&vpas), NOW, DEFAULT_MAX_AGE_SECS)
         .await;
     api.verify().await;
     let err = |kind: &str, name: &str, api_version: &str| {
@@ -228,12 +237,7 @@ async fn a_custom_kind_gets_a_recommendation() {
         Exchange::get(&scale_path("w")).respond(200, scale("w", "app=w")),
     ]);
     cache
-        .refresh(
-            &client,
-            &ScaleTargets::custom_targets(&vpas),
-            NOW,
-            DEFAULT_MAX_AGE_SECS,
-        )
+        .refresh(&client, &custom(&vpas), NOW, DEFAULT_MAX_AGE_SECS)
         .await;
     api.verify().await;
 

@@ -5,7 +5,6 @@
 
 use super::conditions::{self, Outcome};
 use super::oom::{self, ContainerStatusInfo};
-pub use super::scale::LookupError;
 pub use super::state::OomEvent;
 use super::state::{AggregateKey, ClusterState, ObservedContainer, OomStats, SampleStats, VpaKey};
 use super::writer;
@@ -28,6 +27,7 @@ use tailor_core::recommender::{
     CostAwareQuantile, PodResourceRecommender, RecommenderError, Timestamp,
 };
 use tailor_core::resources::Resources;
+pub use tailor_runtime::scale::LookupError;
 
 /// Per-VPA cost policy annotation: `off`, `newsvendor` (the global
 /// `--under-provisioning-penalty`) or `newsvendor:<$ per core-hour>`.

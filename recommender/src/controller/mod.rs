@@ -7,7 +7,6 @@
 //! - [`conditions`]: the status conditions (pure);
 //! - [`r#loop`]: one step (pure) and the status writes;
 //! - [`oom`]: OOM kills seen in pod status (pure);
-//! - [`scale`]: selectors of custom `targetRef` kinds through `/scale`;
 //! - [`writer`]: apply bodies, checkpoints and their garbage collection;
 //! - [`history`]: the initial load from Prometheus;
 //! - [`metrics`]: what the admin server exports;
@@ -19,6 +18,5 @@ pub mod r#loop;
 pub mod metrics;
 pub mod oom;
 pub mod run;
-pub mod scale;
 pub mod state;
 pub mod writer;

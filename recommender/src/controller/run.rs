@@ -8,7 +8,6 @@ use super::r#loop::{
 };
 use super::metrics::Metrics;
 use super::oom;
-use super::scale::{self, ScaleTargets};
 use super::state::{AggregateKey, ClusterState, VpaKey};
 use super::writer::{self, CheckpointMemo};
 use crate::cli::{CostArgs, CostPolicy, OptionArgs, SeriesArgs, parse_duration_secs};
@@ -36,6 +35,7 @@ use tailor_api::vpa::DEFAULT_RECOMMENDER;
 use tailor_core::recommender::Timestamp;
 use tailor_runtime::args::{AdminArgs, KubeClientArgs, LeaderElectionArgs, LogArgs};
 use tailor_runtime::lease;
+use tailor_runtime::scale::{self, ScaleTargets};
 use tailor_runtime::{Shutdown, admin, client, telemetry};
 use tokio_util::sync::CancellationToken;
 
@@ -820,7 +820,12 @@ impl Controller {
         let started = Instant::now();
         let vpas = self.caches.vpas.state();
         let ours = self.recommender.ours(&vpas);
-        let custom = ScaleTargets::custom_targets(&ours.values().cloned().collect::<Vec<_>>());
+        let custom = ScaleTargets::custom_targets(ours.values().map(|v| {
+            (
+                v.metadata.namespace.as_deref().unwrap_or_default(),
+                &v.spec.target_ref,
+            )
+        }));
         self.caches
             .targets
             .scales

@@ -1,15 +1,15 @@
-//! Selectors of `targetRef` kinds that are not well-known controllers, read
-//! as upstream's VPA reads them: API discovery maps the kind to its resource
+//! Selectors of `targetRef` kinds that are not well-known controllers (and
+//! of custom controllers that own pods), read as upstream's VPA reads them: API discovery maps the kind to its resource
 //! (`GET /apis/<group>/<version>`, or `/api/v1`), then
 //! `GET …/namespaces/<ns>/<resource>/<name>/scale` gives `status.selector`.
 //!
-//! The step is synchronous and reads caches only, so the controller refreshes
-//! this cache before each step ([`ScaleTargets::refresh`]): an entry is
+//! Shared by the recommender, the updater and the admission webhook. Their
+//! decisions are synchronous and read caches only, so each refreshes this
+//! cache before it needs it ([`ScaleTargets::refresh`]): an entry is
 //! fetched when first needed and again once older than its maximum age
 //! (upstream re-reads a scale subresource every 10 minutes too); entries no
 //! VPA names any more are dropped.
 
-use super::r#loop::VpaInfo;
 use k8s_openapi::api::autoscaling::v1::CrossVersionObjectReference;
 use kube::api::{Api, DynamicObject};
 use kube::core::GroupVersion;
@@ -18,7 +18,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, RwLock};
 use tailor_api::selector::Selector;
 use tailor_api::target::{TargetError, TargetObject, WellKnownKind, target_selector};
-use tailor_core::recommender::Timestamp;
+
+/// Seconds since the Unix epoch.
+pub type Timestamp = i64;
 
 /// How long a fetched selector or discovery answer is used before it is read
 /// again (upstream's scale cache freshness).
@@ -48,6 +50,9 @@ pub enum LookupError {
     },
 }
 
+/// What a target's `/scale` gave: its pod selector and `spec.replicas`.
+type ScaleRead = (Selector, Option<i32>);
+
 /// A custom target: namespace, apiVersion, kind, name.
 type TargetKey = (String, String, String, String);
 
@@ -55,7 +60,7 @@ type TargetKey = (String, String, String, String);
 struct Entries {
     /// By apiVersion.
     served: BTreeMap<String, (Timestamp, Result<Served, LookupError>)>,
-    selectors: BTreeMap<TargetKey, (Timestamp, Result<Selector, LookupError>)>,
+    selectors: BTreeMap<TargetKey, (Timestamp, Result<ScaleRead, LookupError>)>,
 }
 
 /// The cache of custom targets' selectors (cheap to clone: shared).
@@ -130,10 +135,13 @@ async fn fetch_selector(
     resource: &ApiResource,
     namespace: &str,
     target: &CrossVersionObjectReference,
-) -> Result<Selector, LookupError> {
+) -> Result<ScaleRead, LookupError> {
     let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, resource);
     match api.get_scale(&target.name).await {
-        Ok(scale) => Ok(target_selector(target, Some(TargetObject::Scale(&scale)))?),
+        Ok(scale) => Ok((
+            target_selector(target, Some(TargetObject::Scale(&scale)))?,
+            scale.spec.as_ref().and_then(|s| s.replicas),
+        )),
         Err(e) if is_not_found(&e) => Err(LookupError::Target(TargetError::NotFound {
             kind: target.kind.clone(),
             name: target.name.clone(),
@@ -149,20 +157,16 @@ async fn fetch_selector(
 }
 
 impl ScaleTargets {
-    /// The custom targets of `vpas` (kinds that are not well-known
-    /// controllers), with their namespaces, deduplicated.
+    /// The custom targets among `targets` (namespace, `targetRef`): kinds
+    /// that are not well-known controllers, deduplicated.
     #[must_use]
-    pub fn custom_targets(
-        vpas: &[Arc<VpaInfo>],
+    pub fn custom_targets<'a>(
+        targets: impl IntoIterator<Item = (&'a str, &'a CrossVersionObjectReference)>,
     ) -> BTreeSet<(String, CrossVersionObjectReferenceKey)> {
-        vpas.iter()
-            .filter(|v| WellKnownKind::from_kind(&v.spec.target_ref.kind).is_none())
-            .map(|v| {
-                (
-                    v.metadata.namespace.clone().unwrap_or_default(),
-                    CrossVersionObjectReferenceKey::from(&v.spec.target_ref),
-                )
-            })
+        targets
+            .into_iter()
+            .filter(|(_, t)| WellKnownKind::from_kind(&t.kind).is_none())
+            .map(|(ns, t)| (ns.to_owned(), CrossVersionObjectReferenceKey::from(t)))
             .collect()
     }
 
@@ -231,6 +235,27 @@ impl ScaleTargets {
         namespace: &str,
         target: &CrossVersionObjectReference,
     ) -> Result<Selector, LookupError> {
+        self.scale(namespace, target).map(|(selector, _)| selector)
+    }
+
+    /// The desired replica count (`spec.replicas` of `/scale`) of a custom
+    /// target, as last read; `None` when the subresource leaves it unset.
+    ///
+    /// # Errors
+    /// What the last read found wrong, or [`LookupError::Pending`].
+    pub fn replicas(
+        &self,
+        namespace: &str,
+        target: &CrossVersionObjectReference,
+    ) -> Result<Option<i32>, LookupError> {
+        self.scale(namespace, target).map(|(_, replicas)| replicas)
+    }
+
+    fn scale(
+        &self,
+        namespace: &str,
+        target: &CrossVersionObjectReference,
+    ) -> Result<ScaleRead, LookupError> {
         match self.read().selectors.get(&target_key(namespace, target)) {
             Some((_, r)) => r.clone(),
             None => Err(LookupError::Pending {
