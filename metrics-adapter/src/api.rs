@@ -12,11 +12,11 @@ use tailor_api::selector::{Operator, Requirement};
 use tailor_core::quantity::{Format, Quantity};
 
 use crate::naming::{GroupResource, builtin_resource, singular};
-use crate::request::{CUSTOM_GROUP, CustomVersion, EXTERNAL_GROUP};
+use crate::request::{CUSTOM_GROUP, CustomVersion, EXTERNAL_GROUP, RESOURCE_GROUP};
 
 const JSON: &str = "application/json";
 
-fn to_bytes(v: &Value) -> Bytes {
+pub(crate) fn to_bytes(v: &Value) -> Bytes {
     // Serializing a Value cannot fail.
     Bytes::from(serde_json::to_vec(v).unwrap_or_default())
 }
@@ -45,13 +45,18 @@ fn group_versions(group: &str) -> Value {
     })
 }
 
-/// `/apis`: the `APIGroupList` of the groups served.
+/// `/apis`: the `APIGroupList` of the groups served; `metrics.k8s.io` only
+/// with `resourceRules`, so an adapter without them never claims it.
 #[must_use]
-pub fn api_group_list() -> Bytes {
+pub fn api_group_list(resource_metrics: bool) -> Bytes {
+    let mut groups = vec![group_versions(CUSTOM_GROUP), group_versions(EXTERNAL_GROUP)];
+    if resource_metrics {
+        groups.push(group_versions(RESOURCE_GROUP));
+    }
     to_bytes(&json!({
         "kind": "APIGroupList",
         "apiVersion": "v1",
-        "groups": [group_versions(CUSTOM_GROUP), group_versions(EXTERNAL_GROUP)],
+        "groups": groups,
     }))
 }
 

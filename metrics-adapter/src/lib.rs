@@ -10,7 +10,8 @@
 //! The server: the Prometheus client ([`prom`]), the per-rule relist
 //! ([`relist`]) into the registry ([`registry`]), the value cache with
 //! coalescing ([`cache`]), response bodies ([`api`]), authentication
-//! ([`auth`]), the HTTPS router ([`server`]), self-metrics ([`metrics`]),
+//! ([`auth`]), resource metrics for `metrics.k8s.io` ([`resource`]), the
+//! HTTPS router ([`server`]), self-metrics ([`metrics`]),
 //! the HPA preview ([`preview`]) and the binary's flags ([`run`]).
 //! See docs/metrics-adapter.md.
 
@@ -31,6 +32,7 @@ pub mod query;
 pub mod registry;
 pub mod relist;
 pub mod request;
+pub mod resource;
 pub mod run;
 pub mod selector;
 pub mod server;

@@ -29,7 +29,9 @@ use crate::query::{self, CustomRequest, Objects, QueryOptions};
 use crate::registry::Registry;
 use crate::request::{
     self, ApiPath, CUSTOM_GROUP, CustomVersion, EXTERNAL_GROUP, ObjectName, PathError,
+    RESOURCE_GROUP,
 };
+use crate::resource;
 use crate::selector::{MetricSelector, parse_label_selector};
 
 /// Everything a request needs.
@@ -195,10 +197,26 @@ async fn api(
         Err(e) => return path_error(&e).into_response(),
     };
     let snap = state.registry.snapshot();
+    let resource_metrics = state.registry.config().resource_rules.is_some();
     match parsed {
-        ApiPath::Groups => api::json_response(api::api_group_list()),
-        ApiPath::Group(g) if g == CUSTOM_GROUP || g == EXTERNAL_GROUP => {
+        ApiPath::Groups => api::json_response(api::api_group_list(resource_metrics)),
+        ApiPath::Group(g)
+            if g == CUSTOM_GROUP
+                || g == EXTERNAL_GROUP
+                || (g == RESOURCE_GROUP && resource_metrics) =>
+        {
             api::json_response(api::api_group(&g))
+        }
+        ApiPath::Version { group, .. } if group == RESOURCE_GROUP && resource_metrics => {
+            api::json_response(resource::resource_list())
+        }
+        ApiPath::PodMetrics { namespace, name } if resource_metrics => {
+            let r = resource::get_pods(&state, &query, namespace.as_deref(), name.as_deref()).await;
+            resource_response(&state, "pods", r)
+        }
+        ApiPath::NodeMetrics { name } if resource_metrics => {
+            let r = resource::get_nodes(&state, &query, name.as_deref()).await;
+            resource_response(&state, "nodes", r)
         }
         ApiPath::Version { group, version } if group == CUSTOM_GROUP => {
             api::json_response(if version == "v1beta1" {
@@ -246,6 +264,14 @@ async fn api(
     }
 }
 
+fn resource_response(state: &AppState, resource: &str, r: Result<Value, Status>) -> Response {
+    let code = r.as_ref().map_or_else(|s| s.code, |_| 200);
+    state.metrics.request("resource", resource, code);
+    r.map_or_else(IntoResponse::into_response, |v| {
+        axum::Json(v).into_response()
+    })
+}
+
 fn path_error(e: &PathError) -> Status {
     Status::new(e.status_code(), e.to_string())
 }
@@ -255,7 +281,7 @@ fn bad_request(e: impl std::fmt::Display) -> Status {
 }
 
 /// Runs a built query through the cache.
-async fn fetch(
+pub(crate) async fn fetch(
     state: &AppState,
     promql: &str,
     metric: &str,

@@ -287,6 +287,8 @@ async fn every_path_serves_the_data_in_both_versions() {
     let (code, v) = get(&c, &a, "/apis").await;
     assert_eq!(code, 200);
     assert_eq!(v["kind"], "APIGroupList");
+    // No resourceRules: metrics.k8s.io is not claimed.
+    assert_eq!(v["groups"].as_array().unwrap().len(), 2, "{v}");
     assert_eq!(
         v["groups"][0]["preferredVersion"]["groupVersion"],
         "custom.metrics.k8s.io/v1beta2"
@@ -846,6 +848,211 @@ async fn upstreams_default_config_works_unchanged() {
     assert_eq!(code, 200, "{v}");
     // 30/min + 6/min = 0.6 CPU seconds per second.
     assert_eq!(v["items"][0]["value"], "600m", "{v}");
+}
+
+/// Known container and node series under upstream's stock `resourceRules`
+/// (`irate(...[4m])` of the CPU counters, the working-set gauges).
+fn resource_data() -> OpenMetrics {
+    let end = now_ms() / 60_000 * 60_000;
+    let minutes = |per_minute: f64| {
+        (0..30).map(move |i| {
+            (
+                end - (29 - i) * 60_000,
+                f64::from(u32::try_from(i).unwrap()) * per_minute,
+            )
+        })
+    };
+    let constant = |v: f64| (0..30).map(move |i| (end - (29 - i) * 60_000, v));
+    let mut d = OpenMetrics::new();
+    // Per minute: 15 CPU-seconds = 0.25 cores, 7.5 = 0.125, 90 = 1.5.
+    for (ns, pod, container, cpu_per_minute, memory) in [
+        ("shop", "web-0", "app", 15.0, 104_857_600.0),
+        ("shop", "web-0", "sidecar", 7.5, 3_670_016.0),
+        ("shop", "web-1", "app", 30.0, 1_000_000.0),
+        ("other", "web-0", "app", 60.0, 2048.0),
+    ] {
+        let labels = [("namespace", ns), ("pod", pod), ("container", container)];
+        d.counter(
+            "container_cpu_usage_seconds_total",
+            &labels,
+            minutes(cpu_per_minute),
+        )
+        .unwrap();
+        d.gauge(
+            "container_memory_working_set_bytes",
+            &labels,
+            constant(memory),
+        )
+        .unwrap();
+    }
+    d.counter(
+        "node_cpu_usage_seconds_total",
+        &[("node", "n1")],
+        minutes(90.0),
+    )
+    .unwrap();
+    d.gauge(
+        "node_memory_working_set_bytes",
+        &[("node", "n1")],
+        constant(2_814_136_320.0),
+    )
+    .unwrap();
+    // CPU only: metrics-server (and prometheus-adapter) leave such a node out.
+    d.counter(
+        "node_cpu_usage_seconds_total",
+        &[("node", "n2")],
+        minutes(30.0),
+    )
+    .unwrap();
+    d
+}
+
+/// Replaces `creationTimestamp` (the answer's time) and `timestamp` (the
+/// sample's) with placeholders after checking they are RFC 3339 UTC.
+fn normalize_resource(mut v: Value) -> Value {
+    fn fix(obj: &mut Value) {
+        let ts = obj["timestamp"].as_str().unwrap().to_owned();
+        assert!(ts.len() == 20 && ts.ends_with('Z'), "{ts}");
+        obj["timestamp"] = json!("<ts>");
+        let created = obj["metadata"]["creationTimestamp"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert!(created.len() == 20 && created.ends_with('Z'), "{created}");
+        obj["metadata"]["creationTimestamp"] = json!("<now>");
+    }
+    if let Some(items) = v.get_mut("items").and_then(Value::as_array_mut) {
+        items.iter_mut().for_each(fix);
+    } else {
+        fix(&mut v);
+    }
+    v
+}
+
+#[tokio::test]
+async fn resource_metrics_serve_the_data_like_metrics_server() {
+    let prom = Prometheus::builder()
+        .backfill(resource_data())
+        .lookback_delta(Duration::from_secs(3 * 3600))
+        .start()
+        .await
+        .unwrap();
+    let pki = Pki::generate("front-proxy-client", None).unwrap();
+    let config = include_str!("../src/testdata/default-config.yaml")
+        .replace("\"window\": \"5m\"", "\"window\": \"4m\"");
+    let a = start_with(prom.url(), &pki, default_cache(), &[], Some(&config)).await;
+    let c = https(pki.client_config_with_cert().unwrap());
+
+    // Discovery: the group is listed because the config has resourceRules.
+    let (_, v) = get(&c, &a, "/apis").await;
+    assert_eq!(
+        v["groups"][2],
+        json!({"name": "metrics.k8s.io", "versions": [{"groupVersion": "metrics.k8s.io/v1beta1", "version": "v1beta1"}],
+               "preferredVersion": {"groupVersion": "metrics.k8s.io/v1beta1", "version": "v1beta1"}})
+    );
+    let (code, v) = get(&c, &a, "/apis/metrics.k8s.io").await;
+    assert_eq!((code, v["kind"].as_str()), (200, Some("APIGroup")));
+    let (_, v) = get(&c, &a, "/apis/metrics.k8s.io/v1beta1").await;
+    assert_eq!(
+        v["resources"],
+        json!([{"name": "nodes", "singularName": "", "namespaced": false, "kind": "NodeMetrics", "verbs": ["get", "list"]},
+               {"name": "pods", "singularName": "", "namespaced": true, "kind": "PodMetrics", "verbs": ["get", "list"]}])
+    );
+
+    // Nodes: n2 has no memory series and is left out.
+    let (code, v) = get(&c, &a, "/apis/metrics.k8s.io/v1beta1/nodes").await;
+    assert_eq!(code, 200, "{v}");
+    let n1 = json!({"kind": "NodeMetrics", "apiVersion": "metrics.k8s.io/v1beta1",
+                    "metadata": {"name": "n1", "creationTimestamp": "<now>"},
+                    "timestamp": "<ts>", "window": "4m0s",
+                    "usage": {"cpu": "1500m", "memory": "2748180Ki"}});
+    assert_eq!(
+        normalize_resource(v),
+        json!({"kind": "NodeMetricsList", "apiVersion": "metrics.k8s.io/v1beta1", "metadata": {}, "items": [n1.clone()]})
+    );
+    let (code, v) = get(&c, &a, "/apis/metrics.k8s.io/v1beta1/nodes/n1").await;
+    assert_eq!((code, normalize_resource(v)), (200, n1));
+
+    // Pods in one namespace, one pod, all namespaces.
+    let web0 = json!({"kind": "PodMetrics", "apiVersion": "metrics.k8s.io/v1beta1",
+                      "metadata": {"name": "web-0", "namespace": "shop", "creationTimestamp": "<now>"},
+                      "timestamp": "<ts>", "window": "4m0s",
+                      "containers": [{"name": "app", "usage": {"cpu": "250m", "memory": "100Mi"}},
+                                     {"name": "sidecar", "usage": {"cpu": "125m", "memory": "3584Ki"}}]});
+    let web1 = json!({"kind": "PodMetrics", "apiVersion": "metrics.k8s.io/v1beta1",
+                      "metadata": {"name": "web-1", "namespace": "shop", "creationTimestamp": "<now>"},
+                      "timestamp": "<ts>", "window": "4m0s",
+                      "containers": [{"name": "app", "usage": {"cpu": "500m", "memory": "1000000"}}]});
+    let other = json!({"kind": "PodMetrics", "apiVersion": "metrics.k8s.io/v1beta1",
+                      "metadata": {"name": "web-0", "namespace": "other", "creationTimestamp": "<now>"},
+                      "timestamp": "<ts>", "window": "4m0s",
+                      "containers": [{"name": "app", "usage": {"cpu": "1", "memory": "2Ki"}}]});
+    let (code, v) = get(&c, &a, "/apis/metrics.k8s.io/v1beta1/namespaces/shop/pods").await;
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(
+        normalize_resource(v),
+        json!({"kind": "PodMetricsList", "apiVersion": "metrics.k8s.io/v1beta1", "metadata": {},
+               "items": [web0.clone(), web1.clone()]})
+    );
+    let (code, v) = get(
+        &c,
+        &a,
+        "/apis/metrics.k8s.io/v1beta1/namespaces/shop/pods/web-0",
+    )
+    .await;
+    assert_eq!((code, normalize_resource(v)), (200, web0.clone()));
+    let (_, v) = get(&c, &a, "/apis/metrics.k8s.io/v1beta1/pods").await;
+    assert_eq!(normalize_resource(v)["items"], json!([other, web0, web1]));
+
+    // Unknown objects are metrics-server's 404s; selectors need the API.
+    for (path, code, needle) in [
+        (
+            "/apis/metrics.k8s.io/v1beta1/nodes/n2",
+            404,
+            "nodemetrics.metrics.k8s.io \"n2\" not found",
+        ),
+        (
+            "/apis/metrics.k8s.io/v1beta1/nodes/nope",
+            404,
+            "nodemetrics.metrics.k8s.io \"nope\" not found",
+        ),
+        (
+            "/apis/metrics.k8s.io/v1beta1/namespaces/shop/pods/web-9",
+            404,
+            "podmetrics.metrics.k8s.io \"shop/web-9\" not found",
+        ),
+        (
+            "/apis/metrics.k8s.io/v1beta1/namespaces/shop/pods?labelSelector=app%3Dweb",
+            400,
+            "needs Kubernetes API access",
+        ),
+        (
+            "/apis/metrics.k8s.io/v1beta1/pods?labelSelector=app%20in%20(",
+            400,
+            "labelSelector",
+        ),
+        (
+            "/apis/metrics.k8s.io/v1beta1/services",
+            404,
+            "could not find",
+        ),
+    ] {
+        let (got, v) = get(&c, &a, path).await;
+        assert_eq!(
+            (got, v["kind"].as_str()),
+            (code, Some("Status")),
+            "{path}: {v}"
+        );
+        assert!(
+            v["message"].as_str().unwrap().contains(needle),
+            "{path}: {v}"
+        );
+    }
+
+    // Prometheus gone: cached answers still served (the cache TTL is a minute).
+    drop(prom);
+    let (code, _) = get(&c, &a, "/apis/metrics.k8s.io/v1beta1/nodes/n1").await;
+    assert_eq!(code, 200);
 }
 
 mod fuzz {
