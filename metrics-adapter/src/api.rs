@@ -24,7 +24,14 @@ pub(crate) fn to_bytes(v: &Value) -> Bytes {
 /// A 200 JSON response from pre-rendered bytes.
 #[must_use]
 pub fn json_response(body: Bytes) -> Response {
-    ([(header::CONTENT_TYPE, JSON)], body).into_response()
+    (
+        [(
+            header::CONTENT_TYPE,
+            axum::http::HeaderValue::from_static(JSON),
+        )],
+        body,
+    )
+        .into_response()
 }
 
 fn group_versions(group: &str) -> Value {

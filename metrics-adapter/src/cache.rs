@@ -62,6 +62,7 @@ pub struct ValueCache {
     inflight: Arc<Mutex<HashMap<Arc<str>, Fetch>>>,
     options: CacheOptions,
     metrics: Metrics,
+    bodies: BodyCache,
 }
 
 impl std::fmt::Debug for ValueCache {
@@ -86,7 +87,20 @@ impl ValueCache {
             inflight: Arc::default(),
             options,
             metrics,
+            bodies: BodyCache::new(options.max_entries),
         }
+    }
+
+    /// The rendered answers made from this cache's values.
+    #[must_use]
+    pub fn bodies(&self) -> &BodyCache {
+        &self.bodies
+    }
+
+    /// How long a value is fresh.
+    #[must_use]
+    pub fn ttl(&self) -> Duration {
+        self.options.ttl
     }
 
     /// The result of `promql`, from the cache or from `fetch` (called at most
@@ -182,6 +196,85 @@ impl ValueCache {
     }
 }
 
+/// A rendered answer kept for as long as the values behind it are fresh.
+#[derive(Clone, Debug)]
+pub struct Body {
+    /// The serialized 200 body.
+    pub bytes: axum::body::Bytes,
+    /// When the values behind it stop being fresh (their fetch time + TTL).
+    pub fresh_until: Instant,
+    /// The request counter to bump on each answer from here (its labels
+    /// resolved once, not per request).
+    pub requests: prometheus_client::metrics::counter::Counter,
+}
+
+/// Rendered answers by request URI (path and query), so a repeated request
+/// for fresh values skips parsing, query building, the value cache and JSON
+/// rendering: one map lookup with the borrowed URI, no allocation.
+///
+/// Only successful answers are kept, and only until the values they were
+/// rendered from pass the TTL; after that the request takes the full path,
+/// where the value cache serves stale values, coalesces and refreshes. A
+/// relist that changes the served metrics is seen at the latest one TTL later,
+/// as for cached values.
+#[derive(Clone, Debug)]
+pub struct BodyCache {
+    entries: Arc<std::sync::RwLock<HashMap<Box<str>, Body>>>,
+    max_entries: usize,
+}
+
+impl BodyCache {
+    /// An empty cache of at most `max_entries` bodies.
+    #[must_use]
+    pub fn new(max_entries: u64) -> Self {
+        BodyCache {
+            entries: Arc::default(),
+            max_entries: usize::try_from(max_entries).unwrap_or(usize::MAX),
+        }
+    }
+
+    /// The fresh body for `uri`, if there is one.
+    #[must_use]
+    pub fn get(&self, uri: &str) -> Option<Body> {
+        let entries = self.entries.read().unwrap_or_else(PoisonError::into_inner);
+        let body = entries.get(uri)?;
+        (Instant::now() < body.fresh_until).then(|| body.clone())
+    }
+
+    /// Keeps `body` for `uri` (ignored when it is not fresh any more).
+    pub fn insert(&self, uri: &str, body: Body) {
+        let now = Instant::now();
+        if body.fresh_until <= now || self.max_entries == 0 {
+            return;
+        }
+        let mut entries = self.entries.write().unwrap_or_else(PoisonError::into_inner);
+        if entries.len() >= self.max_entries && !entries.contains_key(uri) {
+            // Bounded: drop what is no longer fresh, and everything if that
+            // is not enough (the values stay in the value cache).
+            entries.retain(|_, b| b.fresh_until > now);
+            if entries.len() >= self.max_entries {
+                entries.clear();
+            }
+        }
+        entries.insert(uri.into(), body);
+    }
+
+    /// Bodies held (fresh or not).
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.entries
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+
+    /// True when no body is held.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -271,5 +364,36 @@ mod tests {
         tokio::time::advance(Duration::from_secs(61)).await;
         let err = c.get("q", || async { Err(down()) }).await.unwrap_err();
         assert_eq!(err.label(), "unreachable");
+    }
+
+    fn body(fresh_for: Duration) -> Body {
+        Body {
+            bytes: axum::body::Bytes::from_static(b"{}"),
+            fresh_until: Instant::now() + fresh_for,
+            requests: prometheus_client::metrics::counter::Counter::default(),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn bodies_are_served_while_fresh_and_bounded() {
+        let c = BodyCache::new(2);
+        c.insert("/a", body(Duration::from_secs(10)));
+        assert_eq!(c.get("/a").unwrap().bytes, "{}");
+        assert!(c.get("/b").is_none());
+        // Not fresh any more: not kept.
+        c.insert("/stale", body(Duration::ZERO));
+        assert!(c.get("/stale").is_none());
+        tokio::time::advance(Duration::from_secs(11)).await;
+        assert!(c.get("/a").is_none());
+        // Full: the expired entry makes room.
+        c.insert("/b", body(Duration::from_secs(10)));
+        c.insert("/c", body(Duration::from_secs(10)));
+        assert_eq!(c.len(), 2);
+        assert!(c.get("/b").is_some() && c.get("/c").is_some());
+        // Full of fresh entries: cleared rather than grown.
+        c.insert("/d", body(Duration::from_secs(10)));
+        assert_eq!(c.len(), 1);
+        assert!(c.get("/d").is_some());
+        assert!(BodyCache::new(0).get("/d").is_none());
     }
 }

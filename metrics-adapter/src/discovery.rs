@@ -8,6 +8,7 @@
 use crate::config::{Config, Rule, Section};
 use crate::naming::{GroupResource, Series};
 use crate::promql;
+use crate::query::{Objects, QueryOptions, ResourceTarget, build_resource};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
@@ -153,6 +154,12 @@ pub struct ServedMetrics {
     pub external: BTreeMap<String, Source>,
     /// True when `resourceRules` serve `metrics.k8s.io` (pods and nodes).
     pub resource_metrics: bool,
+    /// With `resourceRules`: the `window` they report and, per
+    /// `("pods" | "nodes", "cpu" | "memory")`, the query a list of every
+    /// object runs (or why it cannot be built).
+    pub resource_queries: Vec<(&'static str, &'static str, Result<String, String>)>,
+    /// `resourceRules.window`, as the bodies print it.
+    pub resource_window: Option<String>,
     /// Per rule, in config order: section, index and what it made.
     pub rules: Vec<(Section, usize, RuleDiscovery)>,
     /// Metrics more than one rule produced.
@@ -200,17 +207,32 @@ impl ServedMetrics {
                 format!("  {m} <- {} [{}[{}]]", src.series, src.section, src.index),
             );
         }
-        push(
-            &mut out,
-            format!(
-                "metrics.k8s.io: {}",
-                if self.resource_metrics {
-                    "pods, nodes"
-                } else {
-                    "not served (no resourceRules)"
-                }
+        match &self.resource_window {
+            Some(window) => push(
+                &mut out,
+                format!("metrics.k8s.io: nodes, pods (window {window})"),
             ),
-        );
+            None => push(
+                &mut out,
+                "metrics.k8s.io: not served (no resourceRules)".to_owned(),
+            ),
+        }
+        for (resource, usage, q) in &self.resource_queries {
+            match q {
+                // One line per query: template newlines and indentation folded.
+                Ok(q) => push(
+                    &mut out,
+                    format!(
+                        "  {resource} {usage} <- {}",
+                        q.split_whitespace().collect::<Vec<_>>().join(" ")
+                    ),
+                ),
+                Err(e) => push(
+                    &mut out,
+                    format!("  {resource} {usage}: cannot be built: {e}"),
+                ),
+            }
+        }
         for (section, index, d) in &self.rules {
             push(
                 &mut out,
@@ -251,6 +273,31 @@ pub fn served_metrics(config: &Config, series: &[BTreeMap<String, String>]) -> S
         resource_metrics: config.resource_rules.is_some(),
         ..ServedMetrics::default()
     };
+    if let Some(rr) = &config.resource_rules {
+        served.resource_window = Some(crate::resource::go_duration(rr.window));
+        for (usage, rule) in [("cpu", &rr.cpu), ("memory", &rr.memory)] {
+            for (resource, target) in [
+                (
+                    "pods",
+                    ResourceTarget::Pods {
+                        namespace: None,
+                        objects: Objects::All,
+                    },
+                ),
+                (
+                    "nodes",
+                    ResourceTarget::Nodes {
+                        objects: Objects::All,
+                    },
+                ),
+            ] {
+                let q = build_resource(rule, target, QueryOptions::default())
+                    .map(|b| b.promql)
+                    .map_err(|e| e.to_string());
+                served.resource_queries.push((resource, usage, q));
+            }
+        }
+    }
     for rule in config.rules.iter().chain(&config.external_rules) {
         // Discovery strips values: one entry per name + label-name set.
         let matched: BTreeSet<Series> = series
@@ -418,7 +465,24 @@ mod tests {
             ),
             "{report}"
         );
-        assert!(report.contains("metrics.k8s.io: pods, nodes"), "{report}");
+        assert!(
+            report.contains("metrics.k8s.io: nodes, pods (window 5m0s)"),
+            "{report}"
+        );
+        // The queries a list of every pod / node runs, one line each.
+        assert!(
+            report.contains(
+                "  pods memory <- sum by (pod,container,namespace) ( container_memory_working_set_bytes{pod!=\"\",container!=\"\",pod!=\"\"} )\n"
+            ),
+            "{report}"
+        );
+        assert!(
+            report.contains(
+                "  nodes cpu <- sum by (node) ( irate( node_cpu_usage_seconds_total{node!=\"\"}[4m] ) )\n"
+            ),
+            "{report}"
+        );
+        assert_eq!(served.resource_queries.len(), 4);
     }
 
     #[test]
@@ -490,6 +554,19 @@ mod tests {
                 ("namespaces/http_requests_per_second".to_owned(), false),
                 ("pods/http_requests_per_second".to_owned(), true),
             ]
+        );
+    }
+
+    #[test]
+    fn without_resource_rules_metrics_k8s_io_is_not_served() {
+        let c = Config::from_yaml("rules: []\n", "c.yaml").unwrap();
+        let served = served_metrics(&c, &[]);
+        assert!(!served.resource_metrics);
+        assert!(served.resource_queries.is_empty());
+        assert!(
+            served
+                .report()
+                .contains("metrics.k8s.io: not served (no resourceRules)\n")
         );
     }
 

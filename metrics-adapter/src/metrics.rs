@@ -68,10 +68,29 @@ pub struct Metrics {
     pub requests: Family<RequestLabels, Counter>,
     /// Cache lookups by outcome (`hit`, `stale`, `miss`, `coalesced`).
     pub cache: Family<ResultLabels, Counter>,
+    /// The `cache` counters of each outcome, resolved once: counting a
+    /// lookup is then one atomic add, with no label allocation or map lookup.
+    outcomes: [Counter; 4],
 }
+
+const OUTCOMES: [(Outcome, &str); 4] = [
+    (Outcome::Hit, "hit"),
+    (Outcome::Stale, "stale"),
+    (Outcome::Miss, "miss"),
+    (Outcome::Coalesced, "coalesced"),
+];
 
 impl Default for Metrics {
     fn default() -> Self {
+        let cache: Family<ResultLabels, Counter> = Family::default();
+        // Counters share their value with the family's series.
+        let outcomes = OUTCOMES.map(|(_, result)| {
+            cache
+                .get_or_create(&ResultLabels {
+                    result: result.to_owned(),
+                })
+                .clone()
+        });
         Metrics {
             prometheus_up: Gauge::default(),
             prometheus_queries: Family::default(),
@@ -82,7 +101,8 @@ impl Default for Metrics {
             series_listed: Gauge::default(),
             metrics: Family::default(),
             requests: Family::default(),
-            cache: Family::default(),
+            cache,
+            outcomes,
         }
     }
 }
@@ -146,17 +166,11 @@ impl Metrics {
 
     /// Counts a cache lookup.
     pub fn cache(&self, outcome: Outcome) {
-        let result = match outcome {
-            Outcome::Hit => "hit",
-            Outcome::Stale => "stale",
-            Outcome::Miss => "miss",
-            Outcome::Coalesced => "coalesced",
-        };
-        self.cache
-            .get_or_create(&ResultLabels {
-                result: result.to_owned(),
-            })
-            .inc();
+        let i = OUTCOMES
+            .iter()
+            .position(|(o, _)| *o == outcome)
+            .unwrap_or_default();
+        self.outcomes[i].inc();
     }
 
     /// Counts a Prometheus call.
@@ -171,12 +185,47 @@ impl Metrics {
 
     /// Counts an API request.
     pub fn request(&self, api: &str, metric: &str, code: u16) {
+        self.request_counter(api, metric, code).inc();
+    }
+
+    /// The request counter of these labels, to keep and bump without
+    /// resolving the labels again.
+    #[must_use]
+    pub fn request_counter(&self, api: &str, metric: &str, code: u16) -> Counter {
         self.requests
             .get_or_create(&RequestLabels {
                 api: api.to_owned(),
                 metric: metric.to_owned(),
                 code: code.to_string(),
             })
-            .inc();
+            .clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolved_counters_are_the_families_series() {
+        let m = Metrics::default();
+        m.cache(Outcome::Hit);
+        m.cache(Outcome::Hit);
+        m.cache(Outcome::Coalesced);
+        let get = |r: &str| {
+            m.cache
+                .get_or_create(&ResultLabels {
+                    result: r.to_owned(),
+                })
+                .get()
+        };
+        assert_eq!(
+            (get("hit"), get("coalesced"), get("miss"), get("stale")),
+            (2, 1, 0, 0)
+        );
+        let c = m.request_counter("custom", "pods/x", 200);
+        c.inc();
+        m.request("custom", "pods/x", 200);
+        assert_eq!(m.request_counter("custom", "pods/x", 200).get(), 2);
     }
 }

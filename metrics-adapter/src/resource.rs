@@ -20,6 +20,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use axum::body::Bytes;
 use serde_json::{Value, json};
 use tailor_core::quantity::{Format, Quantity};
+use tokio::time::Instant;
 
 use crate::api::{self, Status};
 use crate::config::{ResourceRule, ResourceRules};
@@ -417,7 +418,7 @@ pub async fn pod_usage(
     state: &AppState,
     namespace: Option<&str>,
     objects: Objects<'_>,
-) -> Result<Vec<PodUsage>, Status> {
+) -> Result<Usage<PodUsage>, Status> {
     let rules = rules(state)?;
     let target = ResourceTarget::Pods { namespace, objects };
     let (cpu, memory) = tokio::join!(
@@ -425,25 +426,32 @@ pub async fn pod_usage(
         run(state, &rules.memory, target, "pods memory")
     );
     let (Some((cpu_q, cpu)), Some((_, memory))) = (cpu?, memory?) else {
-        return Ok(Vec::new());
+        return Ok(Usage::default());
     };
     let pods = GroupResource::pods();
     let names = names_to_keep(objects, &cpu_q);
-    Ok(pods_from_samples(
+    let items = pods_from_samples(
         (&cpu.samples, &RuleLabels::of(&rules.cpu, &pods)?),
         (&memory.samples, &RuleLabels::of(&rules.memory, &pods)?),
         namespace,
         Filter {
             names: names.as_ref(),
         },
-    ))
+    );
+    Ok(Usage {
+        items,
+        fetched: Some(cpu.fetched.min(memory.fetched)),
+    })
 }
 
 /// Node usage for `objects` (see [`pod_usage`] for the seam).
 ///
 /// # Errors
 /// A `Status`: 404 without `resourceRules`, 503 Prometheus failing.
-pub async fn node_usage(state: &AppState, objects: Objects<'_>) -> Result<Vec<NodeUsage>, Status> {
+pub async fn node_usage(
+    state: &AppState,
+    objects: Objects<'_>,
+) -> Result<Usage<NodeUsage>, Status> {
     let rules = rules(state)?;
     let target = ResourceTarget::Nodes { objects };
     let (cpu, memory) = tokio::join!(
@@ -451,11 +459,11 @@ pub async fn node_usage(state: &AppState, objects: Objects<'_>) -> Result<Vec<No
         run(state, &rules.memory, target, "nodes memory")
     );
     let (Some((cpu_q, cpu)), Some((_, memory))) = (cpu?, memory?) else {
-        return Ok(Vec::new());
+        return Ok(Usage::default());
     };
     let nodes = GroupResource::nodes();
     let names = names_to_keep(objects, &cpu_q);
-    Ok(nodes_from_samples(
+    let items = nodes_from_samples(
         (&cpu.samples, &RuleLabels::of(&rules.cpu, &nodes)?.object),
         (
             &memory.samples,
@@ -464,7 +472,30 @@ pub async fn node_usage(state: &AppState, objects: Objects<'_>) -> Result<Vec<No
         Filter {
             names: names.as_ref(),
         },
-    ))
+    );
+    Ok(Usage {
+        items,
+        fetched: Some(cpu.fetched.min(memory.fetched)),
+    })
+}
+
+/// Usage of some objects, and when the older of the two queries behind it
+/// was answered (`None` when no query ran).
+#[derive(Clone, Debug)]
+pub struct Usage<T> {
+    /// The objects, sorted.
+    pub items: Vec<T>,
+    /// When Prometheus answered.
+    pub fetched: Option<Instant>,
+}
+
+impl<T> Default for Usage<T> {
+    fn default() -> Self {
+        Usage {
+            items: Vec::new(),
+            fetched: None,
+        }
+    }
 }
 
 /// The names a result is narrowed to: the query's `keep` set (many names),
@@ -547,7 +578,8 @@ async fn candidates(
     Ok(Some(names))
 }
 
-/// `GET /apis/metrics.k8s.io/v1beta1/[namespaces/{ns}/]pods[/{name}]`.
+/// `GET /apis/metrics.k8s.io/v1beta1/[namespaces/{ns}/]pods[/{name}]`: the
+/// body and when the values behind it were fetched.
 ///
 /// # Errors
 /// A `Status`: 404 unknown pod or no `resourceRules`, 400 bad selector,
@@ -557,42 +589,48 @@ pub async fn get_pods(
     query: &str,
     namespace: Option<&str>,
     name: Option<&str>,
-) -> Result<Value, Status> {
+) -> Result<(Value, Option<Instant>), Status> {
     let rules = rules(state)?;
     let window = window(rules);
     if let (Some(ns), Some(name)) = (namespace, name) {
         let one = [name.to_owned()];
         let pods = pod_usage(state, Some(ns), Objects::Named(&one)).await?;
         return pods
+            .items
             .first()
-            .map(|p| pod_metrics(p, &window, &now()))
+            .map(|p| (pod_metrics(p, &window, &now()), pods.fetched))
             .ok_or_else(|| not_found("podmetrics", &format!("{ns}/{name}")));
     }
     let picked = candidates(state, &GroupResource::pods(), namespace, query).await?;
     let objects = picked.as_deref().map_or(Objects::All, Objects::Named);
     let pods = pod_usage(state, namespace, objects).await?;
-    Ok(pods_body(&pods, &window, &now()))
+    Ok((pods_body(&pods.items, &window, &now()), pods.fetched))
 }
 
 /// `GET /apis/metrics.k8s.io/v1beta1/nodes[/{name}]`.
 ///
 /// # Errors
 /// As [`get_pods`].
-pub async fn get_nodes(state: &AppState, query: &str, name: Option<&str>) -> Result<Value, Status> {
+pub async fn get_nodes(
+    state: &AppState,
+    query: &str,
+    name: Option<&str>,
+) -> Result<(Value, Option<Instant>), Status> {
     let rules = rules(state)?;
     let window = window(rules);
     if let Some(name) = name {
         let one = [name.to_owned()];
         let nodes = node_usage(state, Objects::Named(&one)).await?;
         return nodes
+            .items
             .first()
-            .map(|n| node_metrics(n, &window, &now()))
+            .map(|n| (node_metrics(n, &window, &now()), nodes.fetched))
             .ok_or_else(|| not_found("nodemetrics", name));
     }
     let picked = candidates(state, &GroupResource::nodes(), None, query).await?;
     let objects = picked.as_deref().map_or(Objects::All, Objects::Named);
     let nodes = node_usage(state, objects).await?;
-    Ok(nodes_body(&nodes, &window, &now()))
+    Ok((nodes_body(&nodes.items, &window, &now()), nodes.fetched))
 }
 
 #[cfg(test)]

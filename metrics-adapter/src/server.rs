@@ -9,17 +9,18 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use axum::Router;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::Method;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Extension, Router};
 use serde_json::{Value, json};
+use tokio::time::Instant;
 
 use crate::api::{self, ExternalValue, MetricValue, ObjectRef, Status};
-use crate::auth::{Auth, Identity};
+use crate::auth::Auth;
 use crate::cache::ValueCache;
 use crate::metrics::Metrics;
 use crate::naming::{self, GroupResource};
@@ -62,6 +63,8 @@ impl std::fmt::Debug for AppState {
 
 /// The API router.
 pub fn router(state: AppState) -> Router {
+    // Shared, not cloned field by field on every request.
+    let state = Arc::new(state);
     let authenticated = Router::new()
         .route("/openapi/v2", get(openapi_v2))
         .route("/openapi/v3", get(openapi_v3_index))
@@ -81,7 +84,7 @@ async fn ok() -> &'static str {
     "ok"
 }
 
-async fn authenticate(State(state): State<AppState>, req: Request, next: Next) -> Response {
+async fn authenticate(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
     // The body is not Sync: authenticate on the parts only.
     let (mut parts, body) = req.into_parts();
     match state.auth.authenticate(&parts).await {
@@ -174,12 +177,7 @@ async fn openapi_v3(axum::extract::Path(path): axum::extract::Path<String>) -> R
 }
 
 /// Every `/apis/...` path.
-async fn api(
-    State(state): State<AppState>,
-    identity: Option<Extension<Identity>>,
-    req: Request<Body>,
-) -> Response {
-    let _ = identity;
+async fn api(State(state): State<Arc<AppState>>, req: Request<Body>) -> Response {
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return Status::new(
             405,
@@ -190,8 +188,19 @@ async fn api(
         )
         .into_response();
     }
-    let path = req.uri().path().to_owned();
-    let query = req.uri().query().unwrap_or("").to_owned();
+    let uri = req.uri();
+    let key = uri
+        .path_and_query()
+        .map_or_else(|| uri.path(), |pq| pq.as_str());
+    // A repeated request for fresh values: the rendered answer, as is.
+    if let Some(body) = state.cache.bodies().get(key) {
+        body.requests.inc();
+        state.metrics.cache(crate::cache::Outcome::Hit);
+        return api::json_response(body.bytes);
+    }
+    let key = key.to_owned();
+    let path = uri.path().to_owned();
+    let query = uri.query().unwrap_or("").to_owned();
     let parsed = match request::parse_path(&path) {
         Ok(p) => p,
         Err(e) => return path_error(&e).into_response(),
@@ -212,11 +221,11 @@ async fn api(
         }
         ApiPath::PodMetrics { namespace, name } if resource_metrics => {
             let r = resource::get_pods(&state, &query, namespace.as_deref(), name.as_deref()).await;
-            resource_response(&state, "pods", r)
+            respond(&state, &key, "resource", "pods", r)
         }
         ApiPath::NodeMetrics { name } if resource_metrics => {
             let r = resource::get_nodes(&state, &query, name.as_deref()).await;
-            resource_response(&state, "nodes", r)
+            respond(&state, &key, "resource", "nodes", r)
         }
         ApiPath::Version { group, version } if group == CUSTOM_GROUP => {
             api::json_response(if version == "v1beta1" {
@@ -241,35 +250,58 @@ async fn api(
                 .custom
                 .contains_key(&(resource.clone(), metric.clone()));
             let r = custom(&state, &query, version, namespace, resource, name, metric).await;
-            let code = r.as_ref().map_or_else(|s| s.code, |_| 200);
-            state
-                .metrics
-                .request("custom", if served { &label } else { "unknown" }, code);
-            r.map_or_else(IntoResponse::into_response, |v| {
-                axum::Json(v).into_response()
-            })
+            respond(
+                &state,
+                &key,
+                "custom",
+                if served { &label } else { "unknown" },
+                r,
+            )
         }
         ApiPath::External { namespace, metric } => {
             let served = snap.external.contains_key(&metric);
             let r = external(&state, &query, &namespace, &metric).await;
-            let code = r.as_ref().map_or_else(|s| s.code, |_| 200);
-            state
-                .metrics
-                .request("external", if served { &metric } else { "unknown" }, code);
-            r.map_or_else(IntoResponse::into_response, |v| {
-                axum::Json(v).into_response()
-            })
+            respond(
+                &state,
+                &key,
+                "external",
+                if served { &metric } else { "unknown" },
+                r,
+            )
         }
         _ => path_error(&PathError::NotFound(path)).into_response(),
     }
 }
 
-fn resource_response(state: &AppState, resource: &str, r: Result<Value, Status>) -> Response {
+/// A metric answer (the body and when the values behind it were fetched,
+/// `None` when no query ran), counted, and kept for `key` while fresh.
+fn respond(
+    state: &AppState,
+    key: &str,
+    api_label: &str,
+    metric: &str,
+    r: Result<(Value, Option<Instant>), Status>,
+) -> Response {
     let code = r.as_ref().map_or_else(|s| s.code, |_| 200);
-    state.metrics.request("resource", resource, code);
-    r.map_or_else(IntoResponse::into_response, |v| {
-        axum::Json(v).into_response()
-    })
+    let requests = state.metrics.request_counter(api_label, metric, code);
+    requests.inc();
+    match r {
+        Err(status) => status.into_response(),
+        Ok((v, fetched)) => {
+            let bytes = api::to_bytes(&v);
+            if let Some(fetched) = fetched {
+                state.cache.bodies().insert(
+                    key,
+                    crate::cache::Body {
+                        bytes: bytes.clone(),
+                        fresh_until: fetched + state.cache.ttl(),
+                        requests,
+                    },
+                );
+            }
+            api::json_response(bytes)
+        }
+    }
 }
 
 fn path_error(e: &PathError) -> Status {
@@ -315,14 +347,12 @@ async fn custom(
     resource: GroupResource,
     name: ObjectName,
     metric: String,
-) -> Result<Value, Status> {
+) -> Result<(Value, Option<Instant>), Status> {
     let params = request::parse_query(query).map_err(|e| path_error(&e))?;
     let answer = custom_values(state, &params, namespace, &resource, &name, &metric).await?;
-    Ok(api::metric_value_list(
-        version,
-        &metric,
-        answer.selector.as_ref(),
-        &answer.values,
+    Ok((
+        api::metric_value_list(version, &metric, answer.selector.as_ref(), &answer.values),
+        answer.fetched,
     ))
 }
 
@@ -333,6 +363,9 @@ pub struct CustomAnswer {
     pub values: Vec<MetricValue>,
     /// The metric selector as a `LabelSelector`, when there is one.
     pub selector: Option<Value>,
+    /// When Prometheus answered the query behind the values; `None` when
+    /// the request selected no objects and no query ran.
+    pub fetched: Option<Instant>,
 }
 
 /// The values of a custom metric for the requested objects.
@@ -420,6 +453,7 @@ pub async fn custom_values(
         return Ok(CustomAnswer {
             values: Vec::new(),
             selector: selector_json,
+            fetched: None,
         });
     };
     let entry = fetch(state, &built.promql, &format!("{resource}/{metric}")).await?;
@@ -462,6 +496,7 @@ pub async fn custom_values(
     Ok(CustomAnswer {
         values: by_name.into_values().collect(),
         selector: selector_json,
+        fetched: Some(entry.fetched),
     })
 }
 
@@ -470,10 +505,10 @@ async fn external(
     query: &str,
     namespace: &str,
     metric: &str,
-) -> Result<Value, Status> {
+) -> Result<(Value, Option<Instant>), Status> {
     let params = request::parse_query(query).map_err(|e| path_error(&e))?;
-    let values = external_values(state, &params, namespace, metric).await?;
-    Ok(api::external_value_list(metric, &values))
+    let (values, fetched) = external_answer(state, &params, namespace, metric).await?;
+    Ok((api::external_value_list(metric, &values), Some(fetched)))
 }
 
 /// The values of an external metric.
@@ -486,6 +521,16 @@ pub async fn external_values(
     namespace: &str,
     metric: &str,
 ) -> Result<Vec<ExternalValue>, Status> {
+    Ok(external_answer(state, params, namespace, metric).await?.0)
+}
+
+/// The values of an external metric and when Prometheus answered for them.
+async fn external_answer(
+    state: &AppState,
+    params: &request::QueryParams,
+    namespace: &str,
+    metric: &str,
+) -> Result<(Vec<ExternalValue>, Instant), Status> {
     let snap = state.registry.snapshot();
     let not_found = || {
         Status::new(
@@ -505,7 +550,7 @@ pub async fn external_values(
     let promql = query::build_external(rule, &served.series, Some(namespace), &selector)
         .map_err(|e| Status::new(e.status_code(), e.to_string()))?;
     let entry = fetch(state, &promql, metric).await?;
-    Ok(entry
+    let values = entry
         .samples
         .iter()
         .filter_map(|s| {
@@ -515,5 +560,6 @@ pub async fn external_values(
                 value: api::quantity(s.value)?,
             })
         })
-        .collect())
+        .collect();
+    Ok((values, entry.fetched))
 }

@@ -345,6 +345,13 @@ async fn every_path_serves_the_data_in_both_versions() {
                "items": [{"describedObject": {"kind": "Pod", "namespace": "shop", "name": "web-0", "apiVersion": "v1"},
                           "metric": {"name": "http_requests_per_second"}, "timestamp": "<ts>", "value": "2"}]})
     );
+    // Rendered answers are kept per path *and* query string.
+    let one =
+        "/apis/custom.metrics.k8s.io/v1beta2/namespaces/shop/pods/web-0/http_requests_per_second";
+    let (_, v) = get(&c, &a, &format!("{one}?metricLabelSelector=verb%3DPOST")).await;
+    assert_eq!(v["items"][0]["value"], "500m", "{v}");
+    let (_, v) = get(&c, &a, one).await;
+    assert_eq!(v["items"][0]["value"], "2", "{v}");
     let (_, v) = get(&c, &a, "/apis/custom.metrics.k8s.io/v1beta1/namespaces/shop/pods/web-0/http_requests_per_second?metricLabelSelector=verb%3DGET").await;
     assert_eq!(
         normalize(v),
@@ -971,6 +978,23 @@ async fn resource_metrics_serve_the_data_like_metrics_server() {
         json!({"kind": "NodeMetricsList", "apiVersion": "metrics.k8s.io/v1beta1", "metadata": {}, "items": [n1.clone()]})
     );
     let (code, v) = get(&c, &a, "/apis/metrics.k8s.io/v1beta1/nodes/n1").await;
+    // Asked again while fresh: the same rendered answer (even its
+    // creationTimestamp), counted as a request and a cache hit.
+    let hits = || {
+        a.metrics
+            .cache
+            .get_or_create(&tailor_metrics_adapter::metrics::ResultLabels {
+                result: "hit".to_owned(),
+            })
+            .get()
+    };
+    let before = hits();
+    assert_eq!(
+        get(&c, &a, "/apis/metrics.k8s.io/v1beta1/nodes/n1").await,
+        (code, v.clone())
+    );
+    assert_eq!(hits(), before + 1);
+    assert_eq!(a.metrics.request_counter("resource", "nodes", 200).get(), 3);
     assert_eq!((code, normalize_resource(v)), (200, n1));
 
     // Pods in one namespace, one pod, all namespaces.
