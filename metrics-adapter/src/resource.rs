@@ -16,6 +16,7 @@
 //! the custom metrics.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use axum::body::Bytes;
 use serde_json::{Value, json};
@@ -23,6 +24,7 @@ use tailor_core::quantity::{Format, Quantity};
 use tokio::time::Instant;
 
 use crate::api::{self, Status};
+use crate::cache::Entry;
 use crate::config::{ResourceRule, ResourceRules};
 use crate::naming::GroupResource;
 use crate::prom::Sample;
@@ -395,7 +397,7 @@ async fn run(
     rule: &ResourceRule,
     target: ResourceTarget<'_>,
     what: &str,
-) -> Result<Option<(BuiltQuery, std::sync::Arc<crate::cache::Entry>)>, Status> {
+) -> Result<Option<(BuiltQuery, Arc<Entry>)>, Status> {
     let built = match query::build_resource(rule, target, state.query_options) {
         Ok(b) => b,
         Err(query::QueryError::NoObjects) => return Ok(None),
@@ -421,26 +423,55 @@ pub async fn pod_usage(
 ) -> Result<Usage<PodUsage>, Status> {
     let rules = rules(state)?;
     let target = ResourceTarget::Pods { namespace, objects };
-    let (cpu, memory) = tokio::join!(
-        run(state, &rules.cpu, target, "pods cpu"),
-        run(state, &rules.memory, target, "pods memory")
-    );
-    let (Some((cpu_q, cpu)), Some((_, memory))) = (cpu?, memory?) else {
+    let Some(both) = run_both(state, rules, target, "pods").await? else {
         return Ok(Usage::default());
     };
     let pods = GroupResource::pods();
-    let names = names_to_keep(objects, &cpu_q);
+    let names = names_to_keep(objects, &both.built);
     let items = pods_from_samples(
-        (&cpu.samples, &RuleLabels::of(&rules.cpu, &pods)?),
-        (&memory.samples, &RuleLabels::of(&rules.memory, &pods)?),
+        (&both.cpu.samples, &RuleLabels::of(&rules.cpu, &pods)?),
+        (&both.memory.samples, &RuleLabels::of(&rules.memory, &pods)?),
         namespace,
         Filter {
             names: names.as_ref(),
         },
     );
-    Ok(Usage {
-        items,
-        fetched: Some(cpu.fetched.min(memory.fetched)),
+    Ok(both.usage(items))
+}
+
+/// The CPU and memory results of one request, and the CPU query (whose
+/// `keep` set narrows both: the two rules share the request's objects).
+struct Both {
+    built: BuiltQuery,
+    cpu: Arc<Entry>,
+    memory: Arc<Entry>,
+}
+
+impl Both {
+    fn usage<T>(&self, items: Vec<T>) -> Usage<T> {
+        Usage {
+            items,
+            fetched: Some(self.cpu.fetched.min(self.memory.fetched)),
+        }
+    }
+}
+
+/// Runs the CPU and the memory query concurrently; `None` when the request
+/// selects no objects.
+async fn run_both(
+    state: &AppState,
+    rules: &ResourceRules,
+    target: ResourceTarget<'_>,
+    what: &str,
+) -> Result<Option<Both>, Status> {
+    let (cpu_what, memory_what) = (format!("{what} cpu"), format!("{what} memory"));
+    let (cpu, memory) = tokio::join!(
+        run(state, &rules.cpu, target, &cpu_what),
+        run(state, &rules.memory, target, &memory_what)
+    );
+    Ok(match (cpu?, memory?) {
+        (Some((built, cpu)), Some((_, memory))) => Some(Both { built, cpu, memory }),
+        _ => None,
     })
 }
 
@@ -454,29 +485,25 @@ pub async fn node_usage(
 ) -> Result<Usage<NodeUsage>, Status> {
     let rules = rules(state)?;
     let target = ResourceTarget::Nodes { objects };
-    let (cpu, memory) = tokio::join!(
-        run(state, &rules.cpu, target, "nodes cpu"),
-        run(state, &rules.memory, target, "nodes memory")
-    );
-    let (Some((cpu_q, cpu)), Some((_, memory))) = (cpu?, memory?) else {
+    let Some(both) = run_both(state, rules, target, "nodes").await? else {
         return Ok(Usage::default());
     };
     let nodes = GroupResource::nodes();
-    let names = names_to_keep(objects, &cpu_q);
+    let names = names_to_keep(objects, &both.built);
     let items = nodes_from_samples(
-        (&cpu.samples, &RuleLabels::of(&rules.cpu, &nodes)?.object),
         (
-            &memory.samples,
+            &both.cpu.samples,
+            &RuleLabels::of(&rules.cpu, &nodes)?.object,
+        ),
+        (
+            &both.memory.samples,
             &RuleLabels::of(&rules.memory, &nodes)?.object,
         ),
         Filter {
             names: names.as_ref(),
         },
     );
-    Ok(Usage {
-        items,
-        fetched: Some(cpu.fetched.min(memory.fetched)),
-    })
+    Ok(both.usage(items))
 }
 
 /// Usage of some objects, and when the older of the two queries behind it

@@ -1,10 +1,13 @@
-//! The HTTPS API: discovery, custom and external metrics, health and
-//! OpenAPI, with authentication in front of everything but health.
+//! The HTTPS API: discovery, custom and external metrics, resource metrics
+//! (`metrics.k8s.io`, with `resourceRules`), health and OpenAPI, with
+//! authentication in front of everything but health.
 //!
 //! Discovery documents come from the registry's pre-rendered bytes, so they
 //! answer from startup, before the first relist and with Prometheus down.
 //! Health endpoints never touch Prometheus. Every failure is a Kubernetes
-//! `Status`.
+//! `Status`. Successful metric answers are kept rendered while their values
+//! are fresh (see [`crate::cache::BodyCache`]), so the HPA controller's
+//! repeated requests cost one map lookup after authentication.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
