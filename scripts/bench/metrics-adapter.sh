@@ -29,8 +29,13 @@ adapter="${ADAPTER:-$target/release/tailor-metrics-adapter}"
 
 work="$(mktemp -d)"
 pids=()
+env_pid=""
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+  # bench_env stops Prometheus and removes its files when its stdin closes;
+  # a signal would leave Prometheus running.
+  exec 3>&- 2>/dev/null || true
+  if [ -n "$env_pid" ]; then wait "$env_pid" 2>/dev/null || true; fi
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -38,7 +43,7 @@ trap cleanup EXIT
 # bench_env keeps Prometheus up until its stdin closes.
 mkfifo "$work/hold"
 "$target/debug/examples/bench_env" --series "$series" <"$work/hold" >"$work/env.sh" 2>"$work/env.err" &
-pids+=($!)
+env_pid=$!
 exec 3>"$work/hold"
 for _ in $(seq 1 1200); do
   grep -q '^READY=1' "$work/env.sh" 2>/dev/null && break
