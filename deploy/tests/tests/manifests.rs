@@ -79,6 +79,7 @@ fn every_overlay_is_tested() {
             "beside-upstream-vpa",
             "expander-aws",
             "metrics-adapter-only",
+            "metrics-adapter-resource-metrics",
             "recommender-only",
             "vpa"
         ],
@@ -92,6 +93,7 @@ fn every_overlay_is_tested() {
 #[case("recommender-only", &["recommender"], true)]
 #[case("beside-upstream-vpa", &["recommender"], false)]
 #[case("metrics-adapter-only", &["metrics-adapter"], false)]
+#[case("metrics-adapter-resource-metrics", &["metrics-adapter"], false)]
 #[case("expander-aws", &["expander"], false)]
 fn overlays_render(#[case] overlay: &str, #[case] components: &[&str], #[case] crds: bool) {
     let objects = render(overlay);
@@ -117,6 +119,24 @@ fn overlays_render(#[case] overlay: &str, #[case] components: &[&str], #[case] c
             tag.is_some_and(|t| !t.is_empty()),
             "{overlay}: {image} has no tag"
         );
+    }
+}
+
+#[test]
+fn only_the_opt_in_overlay_takes_over_metrics_k8s_io() {
+    // metrics.k8s.io belongs to metrics-server unless the user opts in: one
+    // APIService can own it, and taking it over silently breaks `kubectl top`
+    // where Prometheus does not scrape cAdvisor.
+    let resource_metrics = |overlay: &str| {
+        render(overlay)
+            .iter()
+            .filter(|o| str_at(o, &["kind"]) == "APIService")
+            .filter(|o| str_at(o, &["spec", "group"]) == "metrics.k8s.io")
+            .count()
+    };
+    assert_eq!(resource_metrics("metrics-adapter-resource-metrics"), 1);
+    for overlay in ["all", "metrics-adapter-only"] {
+        assert_eq!(resource_metrics(overlay), 0, "{overlay}");
     }
 }
 
