@@ -208,21 +208,32 @@ fn applied(extra_conditions: &[Value]) -> Value {
 
 const STATUS_PATH: &str = "/apis/autoscaling.k8s.io/v1/namespaces/shop/verticalpodautoscalers/web/status?fieldManager=tailor-recommender&force=true";
 
+/// Writes `out` against the scripted API expecting exactly one status
+/// apply for `web`, with [`expected_status`]`(extra)` as its body.
+async fn write_web_status(
+    out: &StepOutput,
+    vpas: &[Arc<VpaInfo>],
+    extra: &[Value],
+) -> r#loop::WriteReport {
+    let (client, mock) = KubeMock::pair();
+    let api = mock.run(vec![
+        Exchange::new(Method::PATCH, STATUS_PATH)
+            .content_type(APPLY)
+            .body(expected_status(extra))
+            .respond(200, applied(extra)),
+    ]);
+    let report = r#loop::write(&client, out, None, &by_key(vpas)).await;
+    api.verify().await;
+    report
+}
+
 #[tokio::test]
 async fn status_is_applied_with_the_exact_body_then_not_rewritten() {
     let mut r = recommender();
     let vpas = [vpa("web", None)];
     let pods = [pod("web-0", "web")];
     let out = step(&mut r, &vpas, &pods, &[], &usage(&["web-0"]));
-    let (client, mock) = KubeMock::pair();
-    let api = mock.run(vec![
-        Exchange::new(Method::PATCH, STATUS_PATH)
-            .content_type(APPLY)
-            .body(expected_status(&[]))
-            .respond(200, applied(&[])),
-    ]);
-    let report = r#loop::write(&client, &out, None, &by_key(&vpas)).await;
-    api.verify().await;
+    let report = write_web_status(&out, &vpas, &[]).await;
     assert_eq!((report.statuses_written, report.status_failures), (1, 0));
 
     // The VPA now carries what was applied: the next loop writes nothing.
@@ -249,15 +260,7 @@ async fn fetching_history_is_applied_then_removed_once_the_history_is_in() {
         "reason": "PrometheusHistoryNotLoaded",
         "message": "Loading --history-length of usage from Prometheus failed: connection refused"
     });
-    let (client, mock) = KubeMock::pair();
-    let api = mock.run(vec![
-        Exchange::new(Method::PATCH, STATUS_PATH)
-            .content_type(APPLY)
-            .body(expected_status(std::slice::from_ref(&fetching)))
-            .respond(200, applied(std::slice::from_ref(&fetching))),
-    ]);
-    let report = r#loop::write(&client, &out, None, &by_key(&vpas)).await;
-    api.verify().await;
+    let report = write_web_status(&out, &vpas, std::slice::from_ref(&fetching)).await;
     assert_eq!(report.statuses_written, 1);
 
     // The load completes: the condition goes, the others keep their times.
@@ -267,15 +270,7 @@ async fn fetching_history_is_applied_then_removed_once_the_history_is_in() {
         Some(expected_status(std::slice::from_ref(&fetching))["status"].clone()),
     )];
     let out = step(&mut r, &vpas, &pods, &[], &History::default());
-    let (client, mock) = KubeMock::pair();
-    let api = mock.run(vec![
-        Exchange::new(Method::PATCH, STATUS_PATH)
-            .content_type(APPLY)
-            .body(expected_status(&[]))
-            .respond(200, applied(&[])),
-    ]);
-    let report = r#loop::write(&client, &out, None, &by_key(&vpas)).await;
-    api.verify().await;
+    let report = write_web_status(&out, &vpas, &[]).await;
     assert_eq!(report.statuses_written, 1);
 }
 

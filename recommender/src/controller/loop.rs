@@ -916,15 +916,27 @@ mod tests {
         out.results.iter().find(|r| r.key.name == name).unwrap()
     }
 
-    fn condition_types(r: &VpaResult) -> Vec<(String, String)> {
+    fn conditions(r: &VpaResult) -> &[tailor_api::vpa::VerticalPodAutoscalerCondition] {
         r.status
             .as_ref()
             .unwrap()
             .conditions
+            .as_deref()
+            .unwrap_or_default()
+    }
+
+    fn condition_types(r: &VpaResult) -> Vec<(String, String)> {
+        conditions(r)
             .iter()
-            .flatten()
             .map(|c| (c.type_.clone(), c.status.clone()))
             .collect()
+    }
+
+    fn condition<'a>(
+        r: &'a VpaResult,
+        type_: &str,
+    ) -> Option<&'a tailor_api::vpa::VerticalPodAutoscalerCondition> {
+        conditions(r).iter().find(|c| c.type_ == type_)
     }
 
     #[test]
@@ -974,15 +986,7 @@ mod tests {
             &usage(&["web-0"]),
         );
         let web = result(&out, "web");
-        let low = web
-            .status
-            .as_ref()
-            .unwrap()
-            .conditions
-            .iter()
-            .flatten()
-            .find(|c| c.type_ == "LowConfidence")
-            .unwrap();
+        let low = condition(web, "LowConfidence").unwrap();
         assert_eq!(low.reason.as_deref(), Some("InsufficientHistory"));
         assert!(
             low.message
@@ -1163,14 +1167,7 @@ mod tests {
             &usage(&["web-0"]),
         );
         let web = result(&out, "web");
-        let conflict = web
-            .status
-            .as_ref()
-            .unwrap()
-            .conditions
-            .iter()
-            .flatten()
-            .find(|c| c.type_ == HPA_CONFLICT);
+        let conflict = condition(web, HPA_CONFLICT);
         match resource {
             Some(res) => {
                 let msg = conflict.unwrap().message.clone().unwrap();
