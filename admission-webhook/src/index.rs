@@ -812,6 +812,34 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn custom_targets_feed_scale_selectors_that_a_refresh_replaces() {
+        let mut index = Index::new(RecommenderFilter::Any);
+        index.apply_vpa(vpa("db-vpa", "Database", "db", serde_json::json!({})));
+        index.apply_vpa(vpa(
+            "off-vpa",
+            "Database",
+            "old",
+            serde_json::json!({"updatePolicy": {"updateMode": "Off"}}),
+        ));
+        index.apply_vpa(vpa("web-vpa", "Deployment", "web", serde_json::json!({})));
+        let names: Vec<String> = index
+            .custom_targets()
+            .into_iter()
+            .map(|(ns, t)| format!("{ns}/{}/{}", t.kind, t.name))
+            .collect();
+        // Mode Off never matches and Deployments are watched: neither is read.
+        assert_eq!(names, ["shop/Database/db"]);
+        let p = pod("Database", "db", serde_json::json!({"app": "db"}));
+        assert_eq!(matched(&index, &p), None);
+        let selector = Selector::parse("app=db").unwrap();
+        index.set_scale_targets([("shop".into(), "Database".into(), "db".into(), selector)]);
+        assert_eq!(matched(&index, &p).as_deref(), Some("db-vpa"));
+        // A refresh that no longer knows it drops it.
+        index.set_scale_targets([]);
+        assert_eq!(matched(&index, &p), None);
+    }
+
+    #[test]
     fn annotation_comes_from_the_pod_first_then_the_nearest_owner() {
         let index = index_with_web();
         let key = "tailor.dev/interruption-tolerant";
