@@ -6,7 +6,7 @@
 use k8s_openapi::api::autoscaling::v1::{CrossVersionObjectReference, Scale};
 use k8s_openapi::api::core::v1::{LimitRange, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use tailor_api::convert::{self, ConversionError};
 use tailor_api::owner::{self, ControllerInfo, ControllerRef, MAX_OWNER_DEPTH, OwnerError};
 use tailor_api::selector::Selector;
@@ -16,6 +16,7 @@ use tailor_core::admission::{LimitRangeItem, NamespaceLimits};
 use tailor_core::policy::{PartialResources, PodRecommendation, ResourcePolicy, UpdateMode};
 use tailor_core::quantity::{self, Quantity, QuantityError};
 use tailor_core::resources::ResourceName;
+use tailor_runtime::scale::{CrossVersionObjectReferenceKey, ScaleTargets};
 
 /// Which VPAs this webhook applies, by their `spec.recommenders`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -228,6 +229,42 @@ impl Index {
         };
         self.controllers
             .insert((namespace, kind.to_owned(), name), controller);
+    }
+
+    /// The custom `targetRef`s (kinds that are not well-known controllers)
+    /// of the VPAs this webhook may apply: what [`crate::scale`] reads
+    /// through `/scale`. VPAs in mode `Off` never match, so are left out.
+    #[must_use]
+    pub fn custom_targets(&self) -> BTreeSet<(String, CrossVersionObjectReferenceKey)> {
+        ScaleTargets::custom_targets(
+            self.vpas
+                .iter()
+                .filter(|(_, v)| v.vpa.spec.effective_update_mode() != ApiUpdateMode::Off)
+                .filter(|(_, v)| self.recommenders.accepts(&v.vpa))
+                .map(|((ns, _), v)| (ns.as_str(), &v.vpa.spec.target_ref)),
+        )
+    }
+
+    /// Replaces every custom scalable controller with `targets`
+    /// (namespace, kind, name and the selector its `/scale` gave). Scale
+    /// objects carry no owner references or annotations, so none are kept:
+    /// such a target is the top of its pods' owner chain, as upstream reads it.
+    pub fn set_scale_targets(
+        &mut self,
+        targets: impl IntoIterator<Item = (String, String, String, Selector)>,
+    ) {
+        self.controllers.retain(|_, c| !c.has_scale);
+        for (namespace, kind, name, selector) in targets {
+            self.controllers.insert(
+                (namespace, kind, name),
+                Controller {
+                    owner_references: Vec::new(),
+                    has_scale: true,
+                    annotations: BTreeMap::new(),
+                    selector: Ok(selector),
+                },
+            );
+        }
     }
 
     /// Removes a controller.
@@ -772,6 +809,34 @@ pub(crate) mod tests {
         index.apply_vpa(vpa("db-vpa", "Database", "db", serde_json::json!({})));
         let p = pod("Database", "db", serde_json::json!({"app": "db"}));
         assert_eq!(matched(&index, &p).as_deref(), Some("db-vpa"));
+    }
+
+    #[test]
+    fn custom_targets_feed_scale_selectors_that_a_refresh_replaces() {
+        let mut index = Index::new(RecommenderFilter::Any);
+        index.apply_vpa(vpa("db-vpa", "Database", "db", serde_json::json!({})));
+        index.apply_vpa(vpa(
+            "off-vpa",
+            "Database",
+            "old",
+            serde_json::json!({"updatePolicy": {"updateMode": "Off"}}),
+        ));
+        index.apply_vpa(vpa("web-vpa", "Deployment", "web", serde_json::json!({})));
+        let names: Vec<String> = index
+            .custom_targets()
+            .into_iter()
+            .map(|(ns, t)| format!("{ns}/{}/{}", t.kind, t.name))
+            .collect();
+        // Mode Off never matches and Deployments are watched: neither is read.
+        assert_eq!(names, ["shop/Database/db"]);
+        let p = pod("Database", "db", serde_json::json!({"app": "db"}));
+        assert_eq!(matched(&index, &p), None);
+        let selector = Selector::parse("app=db").unwrap();
+        index.set_scale_targets([("shop".into(), "Database".into(), "db".into(), selector)]);
+        assert_eq!(matched(&index, &p).as_deref(), Some("db-vpa"));
+        // A refresh that no longer knows it drops it.
+        index.set_scale_targets([]);
+        assert_eq!(matched(&index, &p), None);
     }
 
     #[test]

@@ -9,6 +9,7 @@
 //! - [`mutate`]: one pod → its JSON patch (pure);
 //! - [`server`]: the axum router, deadline and metrics;
 //! - [`watch`]: the watches that keep the index current;
+//! - [`scale`]: custom `targetRef` kinds, read through `/scale` in the background;
 //! - [`register`]: `--register-webhook` (the MutatingWebhookConfiguration);
 //! - [`self_signed`]: `--self-signed` (its own CA and serving certificate);
 //! - [`run`]: flags and the process (HTTPS with certificate reload).
@@ -19,6 +20,7 @@ pub mod placement;
 pub mod register;
 pub mod review;
 pub mod run;
+pub mod scale;
 pub mod self_signed;
 pub mod server;
 pub mod watch;

@@ -6,7 +6,7 @@ use crate::placement::PlacementConfig;
 use crate::register::{self, Backoff, Registration, RegistrationMetrics};
 use crate::self_signed::{self, SelfSigned};
 use crate::server::{AppState, DEFAULT_DEADLINE, Metrics, router};
-use crate::watch;
+use crate::{scale, watch};
 use clap::Parser;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -169,19 +169,25 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     ));
 
     let index = Arc::new(RwLock::new(Index::new(cli.recommender_filter())));
-    // Ready once every cache has been listed; until then pods are admitted
-    // without a VPA match, which is still safe.
     let ready = readiness.clone();
+    let vpa_changed = Arc::new(tokio::sync::Notify::new());
     for handle in watch::spawn_all(
         &kube,
         &index,
         move || ready.set_ready(true),
+        &vpa_changed,
         &shutdown.token(),
     ) {
         shutdown.spawn(handle);
     }
+    // Custom targetRef kinds: their /scale is read here, off the request path.
+    shutdown.spawn(scale::keep_refreshed(
+        kube.clone(),
+        Arc::clone(&index),
+        vpa_changed,
+        shutdown.token(),
+    ));
 
-    // Registration runs beside serving and never holds it up.
     if cli.register_webhook {
         let (bundles, bundle_updates) = tokio::sync::watch::channel(ca_bundle);
         let (applied, applied_updates) = tokio::sync::watch::channel(None);

@@ -17,6 +17,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use tailor_api::VerticalPodAutoscaler;
 use tailor_api::target::TargetObject;
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 /// An object kind the index caches.
@@ -25,6 +26,8 @@ pub trait Cached:
 {
     /// The kind's name, for logs and for clearing.
     const KIND: &'static str;
+    /// True when a change must wake the `/scale` refresher ([`crate::scale`]).
+    const WAKES_SCALE_REFRESH: bool = false;
     /// Adds or replaces the object.
     fn apply(&self, index: &mut Index);
     /// Removes the object.
@@ -35,6 +38,7 @@ pub trait Cached:
 
 impl Cached for VerticalPodAutoscaler {
     const KIND: &'static str = "VerticalPodAutoscaler";
+    const WAKES_SCALE_REFRESH: bool = true;
     fn apply(&self, index: &mut Index) {
         index.apply_vpa(self.clone());
     }
@@ -129,11 +133,13 @@ pub fn apply_event<K: Cached>(index: &RwLock<Index>, buffer: &mut Vec<K>, event:
 }
 
 /// Watches one kind until `shutdown`; `synced` is called after the first
-/// complete list.
+/// complete list, `changed` notified after each event of a kind that
+/// [wakes the `/scale` refresher](Cached::WAKES_SCALE_REFRESH).
 async fn run_watch<K: Cached>(
     client: kube::Client,
     index: Arc<RwLock<Index>>,
     synced: Arc<dyn Fn() + Send + Sync>,
+    changed: Arc<Notify>,
     shutdown: CancellationToken,
 ) {
     let api: Api<K> = Api::all(client);
@@ -149,9 +155,13 @@ async fn run_watch<K: Cached>(
         };
         match next {
             Some(Ok(event)) => {
-                if apply_event(&index, &mut buffer, event) && first {
+                let relisted = apply_event(&index, &mut buffer, event);
+                if relisted && first {
                     first = false;
                     synced();
+                }
+                if K::WAKES_SCALE_REFRESH {
+                    changed.notify_one();
                 }
             }
             Some(Err(e)) => tracing::warn!(kind = K::KIND, error = %e, "watch failed; retrying"),
@@ -160,11 +170,13 @@ async fn run_watch<K: Cached>(
     }
 }
 
-/// Starts every watch; `ready` runs once all kinds have been listed.
+/// Starts every watch; `ready` runs once all kinds have been listed;
+/// `vpa_changed` is notified on every VPA event.
 pub fn spawn_all(
     client: &kube::Client,
     index: &Arc<RwLock<Index>>,
     ready: impl Fn() + Send + Sync + 'static,
+    vpa_changed: &Arc<Notify>,
     shutdown: &CancellationToken,
 ) -> Vec<tokio::task::JoinHandle<()>> {
     let count = Arc::new(AtomicUsize::new(0));
@@ -179,6 +191,7 @@ pub fn spawn_all(
                 client.clone(),
                 Arc::clone(index),
                 Arc::clone(&synced),
+                Arc::clone(vpa_changed),
                 shutdown.clone(),
             ))),+]
         };

@@ -7,68 +7,13 @@
 mod common;
 
 use axum::Router;
-use base64::Engine as _;
-use common::{cluster_index, fixture};
-use http_body_util::BodyExt as _;
+use common::{app_with, apply_patch, cluster_index, decode_patch, fixture, post};
 use k8s_openapi::api::core::v1::Pod;
 use prometheus_client::registry::Registry;
-use std::sync::{Arc, RwLock};
 use tailor_admission_webhook::placement::PlacementConfig;
-use tailor_admission_webhook::server::{AppState, DEFAULT_DEADLINE, Metrics, router};
-use tower::ServiceExt as _;
 
 fn app(placement: PlacementConfig) -> (Router, Registry) {
-    let mut registry = Registry::with_prefix("tailor_webhook");
-    let metrics = Metrics::register(&mut registry);
-    let state = AppState {
-        index: Arc::new(RwLock::new(cluster_index())),
-        placement,
-        metrics,
-        deadline: DEFAULT_DEADLINE,
-    };
-    (router(Arc::new(state)), registry)
-}
-
-async fn post(app: &Router, body: String) -> (http::StatusCode, serde_json::Value) {
-    let request = http::Request::post("/mutate")
-        .header("content-type", "application/json")
-        .body(axum::body::Body::from(body))
-        .unwrap();
-    let response = app.clone().oneshot(request).await.unwrap();
-    let status = response.status();
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    (status, serde_json::from_slice(&bytes).unwrap())
-}
-
-fn decode_patch(response: &serde_json::Value) -> Vec<serde_json::Value> {
-    assert_eq!(response["response"]["patchType"], "JSONPatch", "{response}");
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(response["response"]["patch"].as_str().unwrap())
-        .unwrap();
-    serde_json::from_slice(&bytes).unwrap()
-}
-
-/// RFC 6902 `add`, which is all the webhook emits.
-fn apply_patch(mut doc: serde_json::Value, patch: &[serde_json::Value]) -> serde_json::Value {
-    for op in patch {
-        assert_eq!(op["op"], "add", "{op}");
-        let path = op["path"].as_str().unwrap();
-        let (parent, last) = path.rsplit_once('/').unwrap();
-        let last = last.replace("~1", "/").replace("~0", "~");
-        let target = doc
-            .pointer_mut(parent)
-            .unwrap_or_else(|| panic!("{path}: parent {parent} does not exist"));
-        let value = op["value"].clone();
-        match target {
-            serde_json::Value::Array(items) if last == "-" => items.push(value),
-            serde_json::Value::Array(items) => items.insert(last.parse().unwrap(), value),
-            serde_json::Value::Object(map) => {
-                map.insert(last, value);
-            }
-            other => panic!("{path}: parent is {other}"),
-        }
-    }
-    doc
+    app_with(cluster_index(), placement)
 }
 
 fn patched_pod(fixture_name: &str, response: &serde_json::Value) -> Pod {

@@ -2,19 +2,26 @@
 //! Resident memory of the controller's state: N running containers (one per
 //! pod, one VPA per `--pods-per-vpa` pods), 8 days of usage at the initial
 //! load's resolution, fed through the real step (pods → containers →
-//! aggregates → recommendations). Prints VmRSS after each phase and the peak
+//! aggregates → recommendations). Holds what the running controller holds:
+//! the VPA and pod caches, the slimmed Deployment and ReplicaSet caches the
+//! targets are resolved through, the aggregates, the metrics registry with
+//! its per-VPA rows, each status and checkpoint apply body as it is written,
+//! and the checkpoint memo. Prints VmRSS after each phase and the peak
 //! (VmHWM), read from /proc/self/status.
 //!
 //! `cargo run -p tailor-recommender --example rss -- [containers] [pods-per-vpa] [resolution-secs]`
 //! (defaults 10000, 1, 3600). Histograms are fixed-size, so the resolution
 //! changes the load time and the transient `History`, not the steady state.
 
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::autoscaling::v1::CrossVersionObjectReference;
 use k8s_openapi::api::core::v1::Pod;
 use serde_json::json;
+use std::collections::HashMap;
 use std::sync::Arc;
 use tailor_api::VerticalPodAutoscaler;
 use tailor_api::selector::Selector;
+use tailor_api::target::{TargetObject, target_selector};
 use tailor_core::catalog::Rates;
 use tailor_core::recommender::RecommenderOptions;
 use tailor_core::resources::Resources;
@@ -22,22 +29,40 @@ use tailor_recommender::controller::r#loop::{
     CostConfig, LookupError, PodInfo, Recommender, Snapshot, TargetLookup, VpaInfo,
 };
 use tailor_recommender::controller::metrics::Metrics;
+use tailor_recommender::controller::run::Slim;
 use tailor_recommender::controller::state::{ClusterState, VpaKey};
-use tailor_recommender::controller::writer;
+use tailor_recommender::controller::writer::{self, CheckpointMemo};
 use tailor_recommender::prom::{ContainerKey, History};
 
 const T0: i64 = 1_700_000_000;
 
-struct ByName;
+/// The Deployment cache, as the controller's reflector holds it (slimmed
+/// objects behind `Arc`s, by namespace and name).
+struct Deployments(HashMap<(String, String), Arc<Deployment>>);
 
-impl TargetLookup for ByName {
+impl TargetLookup for Deployments {
     fn selector(
         &self,
-        _ns: &str,
+        namespace: &str,
         target: &CrossVersionObjectReference,
     ) -> Result<Selector, LookupError> {
-        Ok(Selector::parse(&format!("app={}", target.name)).unwrap())
+        let d = self.0.get(&(namespace.to_owned(), target.name.clone()));
+        Ok(target_selector(
+            target,
+            d.map(|d| TargetObject::Deployment(d)),
+        )?)
     }
+}
+
+/// A typical object as the API server sends it: the pod template is what
+/// the controller's slimming drops.
+fn template(app: &str) -> serde_json::Value {
+    json!({
+        "metadata": {"labels": {"app": app, "pod-template-hash": "5d9f7c"}},
+        "spec": {"containers": [{"name": "main", "image": "registry.example/app:1.2.3",
+            "resources": {"requests": {"cpu": "250m", "memory": "512Mi"}, "limits": {"memory": "1Gi"}},
+            "ports": [{"containerPort": 8080}], "env": [{"name": "MODE", "value": "prod"}]}]}
+    })
 }
 
 fn status_kib() -> (u64, u64) {
@@ -52,12 +77,26 @@ fn status_kib() -> (u64, u64) {
     (field("VmRSS:"), field("VmHWM:"))
 }
 
+/// The process's on-CPU seconds so far (user + system, from
+/// /proc/self/stat; clock ticks at the usual 100 Hz): wall-clock is unfair
+/// on a shared machine.
+fn cpu_secs() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    // Fields after the parenthesised command name; utime and stime are the
+    // 14th and 15th of the line.
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    ticks as f64 / 100.0
+}
+
 fn report(phase: &str) {
     let (rss, hwm) = status_kib();
     println!(
-        "{phase:<44} VmRSS {:>8.1} MiB   VmHWM {:>8.1} MiB",
+        "{phase:<44} VmRSS {:>8.1} MiB   VmHWM {:>8.1} MiB   CPU {:>7.2} s",
         rss as f64 / 1024.0,
-        hwm as f64 / 1024.0
+        hwm as f64 / 1024.0,
+        cpu_secs()
     );
 }
 
@@ -106,7 +145,32 @@ fn main() {
             Arc::new(PodInfo::from_pod(&pod))
         })
         .collect();
-    report("VPA and pod objects (watch caches)");
+    let mut deployments = HashMap::new();
+    let mut replica_sets = HashMap::new();
+    for v in 0..vpa_count {
+        let app = format!("app-{v}");
+        let mut d: Deployment = serde_json::from_value(json!({
+            "metadata": {"name": app, "namespace": "bench", "uid": format!("d-{v}"), "generation": 3,
+                "annotations": {"deployment.kubernetes.io/revision": "3"}},
+            "spec": {"replicas": pods_per_vpa, "selector": {"matchLabels": {"app": app}}, "template": template(&app)},
+            "status": {"replicas": pods_per_vpa, "readyReplicas": pods_per_vpa, "observedGeneration": 3}
+        }))
+        .unwrap();
+        d.slim();
+        deployments.insert(("bench".to_owned(), app.clone()), Arc::new(d));
+        let mut rs: ReplicaSet = serde_json::from_value(json!({
+            "metadata": {"name": format!("{app}-5d9f7c"), "namespace": "bench", "uid": format!("rs-{v}"),
+                "labels": {"app": app, "pod-template-hash": "5d9f7c"},
+                "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": app, "uid": format!("d-{v}"), "controller": true}]},
+            "spec": {"replicas": pods_per_vpa, "selector": {"matchLabels": {"app": app, "pod-template-hash": "5d9f7c"}}, "template": template(&app)},
+            "status": {"replicas": pods_per_vpa}
+        }))
+        .unwrap();
+        rs.slim();
+        replica_sets.insert(("bench".to_owned(), format!("{app}-5d9f7c")), Arc::new(rs));
+    }
+    let targets = Deployments(deployments);
+    report("VPA, pod, Deployment, ReplicaSet caches");
 
     let mut rec = Recommender::new(
         "default",
@@ -123,7 +187,7 @@ fn main() {
         ClusterState::new(RecommenderOptions::default()).unwrap(),
     );
     let now = T0 + 8 * 86_400;
-    // The initial load as the controller does it (history::load_into): one
+    // The initial load as the controller does it (history::HistoryLoad): one
     // day slice of every container at a time, each container resolved to
     // its VPA through its owners.
     let per_day = 86_400 / resolution;
@@ -162,67 +226,42 @@ fn main() {
         loaded += stats.cpu + stats.memory;
     }
     report("+ 8 days loaded in day slices (peak = load)");
-    // The first step as the controller runs it: update, then each VPA's
-    // status built and written (here: serialized, as the apply body is)
-    // before the next is built. Metrics are recorded as the controller does.
     let mut registry = prometheus_client::registry::Registry::default();
     let metrics = Metrics::register(&mut registry);
-    let by_name: std::collections::HashMap<String, Arc<VpaInfo>> = vpas
+    let mut memo = CheckpointMemo::default();
+    let by_name: HashMap<String, Arc<VpaInfo>> = vpas
         .iter()
         .map(|v| (v.metadata.name.clone().unwrap_or_default(), Arc::clone(v)))
         .collect();
-    // What the watch delivers back after each write, compacted on arrival.
-    let mut delivered: Vec<Arc<VpaInfo>> = Vec::with_capacity(vpas.len());
-    let pending = rec
-        .update(
-            Snapshot {
-                vpas: &vpas,
-                pods: &pods,
-                hpas: &[],
-                targets: &ByName,
-                ooms: &[],
-            },
-            &History::default(),
-            &mut |_| None,
-            now,
-        )
-        .unwrap();
-    let (mut out, results) = pending.results(&rec, &[]);
-    let mut peak_body = 0;
-    let mut kept = Vec::new();
-    for mut r in results {
-        if let Some(status) = r.status.take() {
-            let body = writer::status_patch(&r.key, &status).to_string();
-            peak_body = peak_body.max(body.len());
-            let mut full = VerticalPodAutoscaler::clone(&by_name[&r.key.name]);
-            full.status = Some(status);
-            delivered.push(Arc::new(VpaInfo::new(full)));
-        }
-        kept.push(r);
+    // The first step as the controller runs it (`run_step`).
+    let first = Loop {
+        rec: &mut rec,
+        metrics: &metrics,
+        memo: &mut memo,
+        targets: &targets,
+        pods: &pods,
     }
-    out.results = kept;
-    report("+ first step (every status built and written)");
-    metrics.record_step(
-        &out,
-        rec.state.aggregate_count(),
-        rec.state.container_count(),
-    );
-    let recommended = out
-        .results
-        .iter()
-        .filter(|r| r.recommendation.is_some())
-        .count();
+    .run(&vpas, &History::default(), now, Some(&by_name));
     println!(
-        "aggregated {loaded} samples into {} aggregates; {} VPAs recommended; histogram heap {:.1} MiB; largest apply body {peak_body} B",
+        "aggregated {loaded} samples into {} aggregates; {} VPAs recommended; {} statuses and {} checkpoints written; histogram heap {:.1} MiB; largest apply body {} B",
         rec.state.aggregate_count(),
-        recommended,
-        rec.state.histogram_heap_bytes() as f64 / 1024.0 / 1024.0
+        first.recommended,
+        first.statuses,
+        first.checkpoints,
+        rec.state.histogram_heap_bytes() as f64 / 1024.0 / 1024.0,
+        first.largest_body
     );
-    assert_eq!(recommended, vpa_count);
-    drop(out);
-    report("+ metrics recorded");
+    assert_eq!(first.recommended, vpa_count);
+    assert_eq!(first.checkpoints, rec.state.aggregate_count());
+    report("+ first step (statuses, metrics, checkpoints)");
     drop((vpas, by_name));
-    let vpas = delivered;
+    // What the watch delivers back after the status writes, compacted.
+    let vpas = first.delivered;
+    // The metrics as scraped.
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+    let scraped = text.len();
+    drop(text);
     report("steady state (VPAs cached, statuses written)");
 
     // A steady-state loop: one new minute of samples, then the step.
@@ -236,38 +275,110 @@ fn main() {
         fresh.cpu.insert(key.clone(), vec![(now + 60, 0.1)]);
         fresh.memory.insert(key, vec![(now + 60, 2e8)]);
     }
-    let pending = rec
-        .update(
-            Snapshot {
-                vpas: &vpas,
-                pods: &pods,
-                hpas: &[],
-                targets: &ByName,
-                ooms: &[],
-            },
-            &fresh,
-            &mut |_| None,
-            now + 120,
-        )
-        .unwrap();
-    drop(fresh);
-    let (mut out, results) = pending.results(&rec, &[]);
-    assert_eq!(out.samples.cpu as usize, containers);
-    let mut writes = 0;
-    let mut kept = Vec::new();
-    for mut r in results {
-        if let Some(status) = r.status.take() {
-            std::hint::black_box(writer::status_patch(&r.key, &status).to_string());
-            writes += 1;
-        }
-        kept.push(r);
+    let next = Loop {
+        rec: &mut rec,
+        metrics: &metrics,
+        memo: &mut memo,
+        targets: &targets,
+        pods: &pods,
     }
-    out.results = kept;
-    metrics.record_step(
-        &out,
-        rec.state.aggregate_count(),
-        rec.state.container_count(),
+    .run(&vpas, &fresh, now + 120, None);
+    drop(fresh);
+    println!(
+        "loop: {} statuses and {} checkpoints written; /metrics {scraped} B",
+        next.statuses, next.checkpoints
     );
-    println!("loop: {writes} statuses written");
     report("during a loop (fresh samples + step output)");
+}
+
+/// One controller step as `run_step` does it, without the API server.
+struct Loop<'a> {
+    rec: &'a mut Recommender,
+    metrics: &'a Metrics,
+    memo: &'a mut CheckpointMemo,
+    targets: &'a Deployments,
+    pods: &'a [Arc<PodInfo>],
+}
+
+struct Done {
+    recommended: usize,
+    statuses: usize,
+    checkpoints: usize,
+    largest_body: usize,
+    delivered: Vec<Arc<VpaInfo>>,
+}
+
+impl Loop<'_> {
+    /// `by_name`: the VPAs as first listed; each written status then comes
+    /// back through the watch and is cached (compacted) in `delivered`.
+    fn run(
+        self,
+        vpas: &[Arc<VpaInfo>],
+        history: &History,
+        now: i64,
+        by_name: Option<&HashMap<String, Arc<VpaInfo>>>,
+    ) -> Done {
+        let pending = self
+            .rec
+            .update(
+                Snapshot {
+                    vpas,
+                    pods: self.pods,
+                    hpas: &[],
+                    targets: self.targets,
+                    ooms: &[],
+                },
+                history,
+                &mut |_| None,
+                now,
+            )
+            .unwrap();
+        assert_eq!(
+            pending.out.samples.cpu as usize,
+            history.cpu.len(),
+            "every fresh sample is aggregated"
+        );
+        let mut done = Done {
+            recommended: 0,
+            statuses: 0,
+            checkpoints: 0,
+            largest_body: 0,
+            delivered: Vec::new(),
+        };
+        // Each status is built, its apply body serialized (as the write
+        // does), then dropped before the next (`write_each`).
+        let (mut out, results) = pending.results(self.rec, &[]);
+        let mut kept = Vec::new();
+        for mut r in results {
+            if let Some(status) = r.status.take() {
+                let body = writer::status_patch(&r.key, &status).to_string();
+                done.largest_body = done.largest_body.max(body.len());
+                done.statuses += 1;
+                if let Some(by_name) = by_name {
+                    let mut full = VerticalPodAutoscaler::clone(&by_name[&r.key.name]);
+                    full.status = Some(status);
+                    done.delivered.push(Arc::new(VpaInfo::new(full)));
+                }
+            }
+            kept.push(r);
+        }
+        out.results = kept;
+        done.recommended = out
+            .results
+            .iter()
+            .filter(|r| r.recommendation.is_some())
+            .count();
+        let s = &self.rec.state;
+        self.metrics
+            .record_step(&out, s.aggregate_count(), s.container_count());
+        drop(out);
+        // Checkpoints: one built, serialized and marked at a time.
+        for key in self.memo.due(&self.rec.state, now) {
+            let checkpoint = self.rec.state.checkpoint(&key, now).unwrap();
+            std::hint::black_box(writer::checkpoint_object(&key, &checkpoint).to_string());
+            self.memo.mark_written(&key, &checkpoint);
+            done.checkpoints += 1;
+        }
+        done
+    }
 }

@@ -19,7 +19,7 @@ use tailor_api::selector::Selector;
 use tailor_api::target::{TargetObject, target_selector};
 use tailor_core::catalog::Rates;
 use tailor_core::recommender::{RecommenderOptions, Timestamp};
-use tailor_recommender::controller::history::{self, HistoryWindow};
+use tailor_recommender::controller::history::{self, HistoryLoad, HistoryWindow};
 use tailor_recommender::controller::r#loop::{
     self, CostConfig, LookupError, PodInfo, Recommender, Snapshot, StepOutput, TargetLookup,
     VpaInfo,
@@ -165,11 +165,19 @@ fn by_key(vpas: &[Arc<VpaInfo>]) -> std::collections::BTreeMap<VpaKey, Arc<VpaIn
 /// CPU p90 of a constant 0.5 cores is the end of its histogram bucket
 /// (0.5103 cores) + 15% = 587m; memory the 400 MiB peak's bucket end + 15%.
 /// One day less a minute of history (c = 1439/1440 days): upper bound
-/// × (1 + 1/c), lower bound × (1 + 0.001/c)^−2.
+/// × (1 + 1/c), lower bound × (1 + 0.001/c)^−2 — and, being under a day,
+/// `LowConfidence`.
 fn expected_status(extra_conditions: &[Value]) -> Value {
-    let mut conditions = vec![json!({
-        "type": "RecommendationProvided", "status": "True", "lastTransitionTime": "2023-11-15T22:13:20Z"
-    })];
+    let mut conditions = vec![
+        json!({
+            "type": "RecommendationProvided", "status": "True", "lastTransitionTime": "2023-11-15T22:13:20Z"
+        }),
+        json!({
+            "type": "LowConfidence", "status": "True", "lastTransitionTime": "2023-11-15T22:13:20Z",
+            "reason": "InsufficientHistory",
+            "message": "Less than 1 day of usage history for container(s) app: their lower and upper bounds are widened until more is collected"
+        }),
+    ];
     conditions.extend(extra_conditions.iter().cloned());
     conditions.sort_by(|a, b| a["type"].as_str().cmp(&b["type"].as_str()));
     json!({
@@ -200,21 +208,32 @@ fn applied(extra_conditions: &[Value]) -> Value {
 
 const STATUS_PATH: &str = "/apis/autoscaling.k8s.io/v1/namespaces/shop/verticalpodautoscalers/web/status?fieldManager=tailor-recommender&force=true";
 
+/// Writes `out` against the scripted API expecting exactly one status
+/// apply for `web`, with [`expected_status`]`(extra)` as its body.
+async fn write_web_status(
+    out: &StepOutput,
+    vpas: &[Arc<VpaInfo>],
+    extra: &[Value],
+) -> r#loop::WriteReport {
+    let (client, mock) = KubeMock::pair();
+    let api = mock.run(vec![
+        Exchange::new(Method::PATCH, STATUS_PATH)
+            .content_type(APPLY)
+            .body(expected_status(extra))
+            .respond(200, applied(extra)),
+    ]);
+    let report = r#loop::write(&client, out, None, &by_key(vpas)).await;
+    api.verify().await;
+    report
+}
+
 #[tokio::test]
 async fn status_is_applied_with_the_exact_body_then_not_rewritten() {
     let mut r = recommender();
     let vpas = [vpa("web", None)];
     let pods = [pod("web-0", "web")];
     let out = step(&mut r, &vpas, &pods, &[], &usage(&["web-0"]));
-    let (client, mock) = KubeMock::pair();
-    let api = mock.run(vec![
-        Exchange::new(Method::PATCH, STATUS_PATH)
-            .content_type(APPLY)
-            .body(expected_status(&[]))
-            .respond(200, applied(&[])),
-    ]);
-    let report = r#loop::write(&client, &out, None, &by_key(&vpas)).await;
-    api.verify().await;
+    let report = write_web_status(&out, &vpas, &[]).await;
     assert_eq!((report.statuses_written, report.status_failures), (1, 0));
 
     // The VPA now carries what was applied: the next loop writes nothing.
@@ -226,6 +245,33 @@ async fn status_is_applied_with_the_exact_body_then_not_rewritten() {
     let report = r#loop::write(&client, &out, None, &by_key(&vpas)).await;
     api.verify().await;
     assert_eq!(report.statuses_written, 0);
+}
+
+#[tokio::test]
+async fn fetching_history_is_applied_then_removed_once_the_history_is_in() {
+    let mut r = recommender();
+    r.fetching_history =
+        Some("Loading --history-length of usage from Prometheus failed: connection refused".into());
+    let vpas = [vpa("web", None)];
+    let pods = [pod("web-0", "web")];
+    let out = step(&mut r, &vpas, &pods, &[], &usage(&["web-0"]));
+    let fetching = json!({
+        "type": "FetchingHistory", "status": "True", "lastTransitionTime": "2023-11-15T22:13:20Z",
+        "reason": "PrometheusHistoryNotLoaded",
+        "message": "Loading --history-length of usage from Prometheus failed: connection refused"
+    });
+    let report = write_web_status(&out, &vpas, std::slice::from_ref(&fetching)).await;
+    assert_eq!(report.statuses_written, 1);
+
+    // The load completes: the condition goes, the others keep their times.
+    r.fetching_history = None;
+    let vpas = [vpa(
+        "web",
+        Some(expected_status(std::slice::from_ref(&fetching))["status"].clone()),
+    )];
+    let out = step(&mut r, &vpas, &pods, &[], &History::default());
+    let report = write_web_status(&out, &vpas, &[]).await;
+    assert_eq!(report.statuses_written, 1);
 }
 
 #[tokio::test]
@@ -514,18 +560,25 @@ async fn initial_history_includes_pods_that_no_longer_run() {
     let mut r = recommender();
     let vpas = [vpa("web", None)];
     let ours = r.ours(&vpas);
-    // Day slices, as the controller loads.
-    let stats = history::load_into(
-        &prom,
-        &SeriesConfig::default(),
-        window,
-        end,
-        86_400,
-        &ours,
-        &mut r.state,
-    )
-    .await
-    .unwrap();
+    // Day slices, as the controller loads. Prometheus down first: an error,
+    // nothing loaded or skipped; the retry loads the whole window.
+    let mut load = HistoryLoad::new(window, end);
+    let down = PromClient::new("http://127.0.0.1:1", std::time::Duration::from_secs(5)).unwrap();
+    let series = SeriesConfig::default();
+    assert!(
+        load.resume(&down, &series, 86_400, &ours, &mut r.state)
+            .await
+            .is_err()
+    );
+    assert_eq!(
+        (load.next, load.loaded),
+        (end - window.length_secs, Default::default())
+    );
+    load.resume(&prom, &series, 86_400, &ours, &mut r.state)
+        .await
+        .unwrap();
+    assert!(load.done());
+    let stats = load.loaded;
     // The one-shot load of the same window, for the counts.
     let (history, _) = history::load(&prom, &SeriesConfig::default(), window, end)
         .await

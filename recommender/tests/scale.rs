@@ -288,8 +288,18 @@ async fn a_custom_kind_gets_a_recommendation() {
         .unwrap();
     let status = out.results[0].status.as_ref().unwrap();
     assert!(status.recommendation.is_some(), "{status:?}");
+    // An hour of samples: provided, with low confidence.
+    let types: Vec<(&str, &str)> = status
+        .conditions
+        .iter()
+        .flatten()
+        .map(|c| (c.type_.as_str(), c.status.as_str()))
+        .collect();
     assert_eq!(
-        status.conditions.as_ref().unwrap()[0].type_,
-        "RecommendationProvided"
+        types,
+        [
+            ("LowConfidence", "True"),
+            ("RecommendationProvided", "True")
+        ]
     );
 }

@@ -57,40 +57,99 @@ pub enum HistoryError {
     State(#[from] tailor_core::recommender::RecommenderError),
 }
 
-/// Loads the window into `state` one `chunk_secs` slice at a time (oldest
-/// first), so only one slice of samples is in memory at once: 8 days for
-/// 10,000 containers at once is about 60 MiB of samples, a day slice 8.
-/// Every container goes through `resolve` (owners from kube-state-metrics),
-/// running or not: the running ones are tracked by the first step after.
-///
-/// # Errors
-/// Prometheus unreachable or answering with an error (what was loaded stays).
-pub async fn load_into(
-    prom: &PromClient,
-    series: &SeriesConfig,
-    window: HistoryWindow,
-    end: Timestamp,
-    chunk_secs: i64,
-    vpas: &BTreeMap<VpaKey, Arc<VpaInfo>>,
-    state: &mut ClusterState,
-) -> Result<SampleStats, HistoryError> {
-    let start = end - window.length_secs;
-    let inventory = prom
-        .load_inventory(None, None, window.length_secs, end)
-        .await?;
-    let resolver = WorkloadResolver::new(inventory, vpas);
-    let mut stats = SampleStats::default();
-    // Slices are whole multiples of the resolution so no sample is read twice.
-    let step = window.resolution_secs.max(1);
-    let chunk = (chunk_secs.max(step) / step) * step;
-    let mut from = start;
-    while from <= end {
-        let to = (from + chunk - step).min(end);
-        let history = prom.load_history(series, None, from, to, step).await?;
-        stats += state.add_history(&history, |k| resolver.resolve(k), end)?;
-        from = to + step;
+/// The initial load, one `chunk_secs` slice at a time (oldest first), so
+/// only one slice of samples is in memory at once: 8 days for 10,000
+/// containers at once is about 60 MiB of samples, a day slice 8. Every
+/// container goes through `resolve` (owners from kube-state-metrics), running
+/// or not: the running ones are tracked by the first step after. A load
+/// Prometheus interrupted resumes where it stopped: slices are contiguous
+/// and disjoint, so no sample is read twice or skipped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HistoryLoad {
+    /// The window.
+    pub window: HistoryWindow,
+    /// Its end (the time of the start-up).
+    pub end: Timestamp,
+    /// Start of the first slice not loaded yet.
+    pub next: Timestamp,
+    /// What the slices loaded so far gave.
+    pub loaded: SampleStats,
+}
+
+impl HistoryLoad {
+    /// Nothing loaded yet of `[end − length, end]`.
+    #[must_use]
+    pub fn new(window: HistoryWindow, end: Timestamp) -> Self {
+        HistoryLoad {
+            window,
+            end,
+            next: end - window.length_secs,
+            loaded: SampleStats::default(),
+        }
     }
-    Ok(stats)
+
+    /// True once every slice is loaded.
+    #[must_use]
+    pub fn done(&self) -> bool {
+        self.next > self.end
+    }
+
+    /// Loads the slices not loaded yet.
+    ///
+    /// # Errors
+    /// Prometheus unreachable or answering with an error; the slices loaded
+    /// before it stay loaded and are not read again.
+    pub async fn resume(
+        &mut self,
+        prom: &PromClient,
+        series: &SeriesConfig,
+        chunk_secs: i64,
+        vpas: &BTreeMap<VpaKey, Arc<VpaInfo>>,
+        state: &mut ClusterState,
+    ) -> Result<(), HistoryError> {
+        if self.done() {
+            return Ok(());
+        }
+        let inventory = prom
+            .load_inventory(None, None, self.window.length_secs, self.end)
+            .await?;
+        let resolver = WorkloadResolver::new(inventory, vpas);
+        // Slices are whole multiples of the resolution so no sample is read twice.
+        let step = self.window.resolution_secs.max(1);
+        let chunk = (chunk_secs.max(step) / step) * step;
+        while !self.done() {
+            let to = (self.next + chunk - step).min(self.end);
+            let history = prom.load_history(series, None, self.next, to, step).await?;
+            self.loaded += state.add_history(&history, |k| resolver.resolve(k), self.end)?;
+            self.next = to + step;
+        }
+        Ok(())
+    }
+}
+
+impl HistoryError {
+    /// What went wrong, without the URL (it may hold credentials) or the
+    /// query: for the `FetchingHistory` condition, which anyone who reads the
+    /// VPA sees, and which must not change while the cause does not (every
+    /// change is a status write). The log has the whole error.
+    #[must_use]
+    pub fn brief(&self) -> String {
+        match self {
+            HistoryError::Prometheus(PromError::Unreachable { .. }) => {
+                "Prometheus is unreachable".to_owned()
+            }
+            HistoryError::Prometheus(PromError::Timeout { timeout, .. }) => {
+                format!("a Prometheus query timed out after {timeout:?}")
+            }
+            HistoryError::Prometheus(PromError::Query {
+                status, error_type, ..
+            }) => format!("Prometheus rejected a query (HTTP {status}, {error_type})"),
+            HistoryError::Prometheus(PromError::BadResponse { .. }) => {
+                "Prometheus gave an answer that is not its HTTP API's JSON".to_owned()
+            }
+            other => other.to_string(),
+        }
+    }
 }
 
 /// Maps a container instance to the VPA whose `targetRef` is its workload
@@ -201,5 +260,41 @@ mod tests {
         );
         assert_eq!(r.resolve(&key("db-0")), None);
         assert_eq!(r.resolve(&key("stray")), None);
+    }
+
+    #[test]
+    fn the_condition_message_names_the_cause_without_url_or_query() {
+        let url = "http://admin:s3cret@prometheus:9090".to_owned();
+        let query = "sum(rate(container_cpu_usage_seconds_total[5m]))".to_owned();
+        for (e, want) in [
+            (
+                PromError::Timeout {
+                    url: url.clone(),
+                    timeout: std::time::Duration::from_secs(60),
+                    query: query.clone(),
+                },
+                "a Prometheus query timed out after 60s",
+            ),
+            (
+                PromError::Query {
+                    url: url.clone(),
+                    status: 503,
+                    error_type: "unavailable".into(),
+                    error: "too many queries".into(),
+                    query: query.clone(),
+                },
+                "Prometheus rejected a query (HTTP 503, unavailable)",
+            ),
+            (
+                PromError::BadResponse {
+                    url,
+                    query,
+                    reason: "EOF".into(),
+                },
+                "Prometheus gave an answer that is not its HTTP API's JSON",
+            ),
+        ] {
+            assert_eq!(HistoryError::from(e).brief(), want);
+        }
     }
 }

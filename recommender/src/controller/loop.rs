@@ -14,17 +14,17 @@ use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt as _;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use tailor_api::VerticalPodAutoscaler;
 use tailor_api::VerticalPodAutoscalerStatus;
 use tailor_api::convert;
-use tailor_api::selector::Selector;
+use tailor_api::selector::{Operator, Selector};
 use tailor_api::vpa::RecommendedPodResources;
 use tailor_core::catalog::Rates;
 use tailor_core::policy::PodRecommendation;
 use tailor_core::recommender::{
-    CostAwareQuantile, PodResourceRecommender, RecommenderError, Timestamp,
+    CostAwareQuantile, PodResourceRecommender, RecommenderError, Timestamp, estimator,
 };
 use tailor_core::resources::Resources;
 pub use tailor_runtime::scale::LookupError;
@@ -309,6 +309,9 @@ pub struct Recommender {
     pub cost: CostConfig,
     /// The aggregates.
     pub state: ClusterState,
+    /// Set while the initial history load from Prometheus has not
+    /// completed: why (the `FetchingHistory` condition's message).
+    pub fetching_history: Option<String>,
 }
 
 fn now_time(now: Timestamp) -> Time {
@@ -378,6 +381,62 @@ pub fn hpa_conflict(
     })
 }
 
+/// The running pods of one namespace, indexed by label so that a selector
+/// with an equality (or `in`) requirement visits only the pods carrying one
+/// of its values: matching 10,000 VPAs to 10,000 pods is then near-linear
+/// instead of 10⁸ selector checks.
+#[derive(Default)]
+struct PodIndex<'a> {
+    pods: Vec<&'a PodInfo>,
+    /// Positions in `pods` (ascending) of the pods with each label.
+    by_label: HashMap<(&'a str, &'a str), Vec<usize>>,
+}
+
+impl<'a> PodIndex<'a> {
+    fn push(&mut self, pod: &'a PodInfo) {
+        let at = self.pods.len();
+        for (k, v) in &pod.labels {
+            self.by_label
+                .entry((k.as_str(), v.as_str()))
+                .or_default()
+                .push(at);
+        }
+        self.pods.push(pod);
+    }
+
+    /// The pods `selector` selects, in the order they were pushed (so the
+    /// first VPA to claim a pod is the same as with a full scan).
+    fn selected<'s>(&'s self, selector: &'s Selector) -> impl Iterator<Item = &'a PodInfo> + 's {
+        let candidates: Vec<usize> = match selector {
+            Selector::Nothing => Vec::new(),
+            Selector::All(requirements) => requirements
+                .iter()
+                .filter(|r| r.operator == Operator::In)
+                .map(|r| {
+                    let mut at: Vec<usize> = r
+                        .values
+                        .iter()
+                        .filter_map(|v| self.by_label.get(&(r.key.as_str(), v.as_str())))
+                        .flatten()
+                        .copied()
+                        .collect();
+                    if r.values.len() > 1 {
+                        at.sort_unstable();
+                        at.dedup();
+                    }
+                    at
+                })
+                .min_by_key(Vec::len)
+                // No equality requirement: every pod is a candidate.
+                .unwrap_or_else(|| (0..self.pods.len()).collect()),
+        };
+        candidates
+            .into_iter()
+            .map(|i| self.pods[i])
+            .filter(|pod| selector.matches(&pod.labels))
+    }
+}
+
 struct Matched {
     key: VpaKey,
     vpa: Arc<VpaInfo>,
@@ -399,6 +458,7 @@ impl Recommender {
             name: name.into(),
             cost,
             state,
+            fetching_history: None,
         }
     }
 
@@ -495,7 +555,7 @@ impl Recommender {
         out.ours = ours.keys().cloned().collect();
 
         // Pods by namespace, claimed by the first VPA (key order) matching them.
-        let mut pods_by_ns: BTreeMap<&str, Vec<&PodInfo>> = BTreeMap::new();
+        let mut pods_by_ns: BTreeMap<&str, PodIndex<'_>> = BTreeMap::new();
         for pod in snap.pods.iter().filter(|p| !p.terminal) {
             pods_by_ns
                 .entry(pod.namespace.as_str())
@@ -507,11 +567,8 @@ impl Recommender {
         for (key, vpa) in ours {
             let prepared = self.prepare(&vpa, snap.targets);
             let mut containers = Vec::new();
-            if let Ok(p) = &prepared {
-                for pod in pods_by_ns.get(key.namespace.as_str()).into_iter().flatten() {
-                    if !p.selector.matches(&pod.labels) {
-                        continue;
-                    }
+            if let (Ok(p), Some(pods)) = (&prepared, pods_by_ns.get(key.namespace.as_str())) {
+                for pod in pods.selected(&p.selector) {
                     if !claimed.insert((key.namespace.clone(), pod.name.clone())) {
                         out.contested_pods += 1;
                         continue;
@@ -570,8 +627,19 @@ impl Recommender {
                 let mut options = self.state.options().estimation;
                 options.cost_aware = p.cost_aware;
                 let recommender = PodResourceRecommender::new(&options);
-                let rec = recommender.recommend(&p.policy, &self.state.aggregates_of(&m.key));
+                let aggregates = self.state.aggregates_of(&m.key);
+                let rec = recommender.recommend(&p.policy, &aggregates);
                 let has = !rec.container_recommendations.is_empty();
+                let low_confidence = rec
+                    .container_recommendations
+                    .iter()
+                    .filter(|c| {
+                        aggregates.get(&c.container_name).is_some_and(|a| {
+                            estimator::confidence(a) < conditions::LOW_CONFIDENCE_BELOW
+                        })
+                    })
+                    .map(|c| c.container_name.clone())
+                    .collect();
                 let cost =
                     (!m.containers.is_empty()).then(|| self.monthly_cost(&m.containers, &rec));
                 (
@@ -579,6 +647,8 @@ impl Recommender {
                         pods_matched: !m.containers.is_empty(),
                         has_recommendation: has,
                         hpa_conflict: hpa_conflict(&m.vpa, hpas),
+                        low_confidence,
+                        fetching_history: self.fetching_history.clone(),
                     },
                     has.then_some(rec),
                     cost,
@@ -846,15 +916,27 @@ mod tests {
         out.results.iter().find(|r| r.key.name == name).unwrap()
     }
 
-    fn condition_types(r: &VpaResult) -> Vec<(String, String)> {
+    fn conditions(r: &VpaResult) -> &[tailor_api::vpa::VerticalPodAutoscalerCondition] {
         r.status
             .as_ref()
             .unwrap()
             .conditions
+            .as_deref()
+            .unwrap_or_default()
+    }
+
+    fn condition_types(r: &VpaResult) -> Vec<(String, String)> {
+        conditions(r)
             .iter()
-            .flatten()
             .map(|c| (c.type_.clone(), c.status.clone()))
             .collect()
+    }
+
+    fn condition<'a>(
+        r: &'a VpaResult,
+        type_: &str,
+    ) -> Option<&'a tailor_api::vpa::VerticalPodAutoscalerCondition> {
+        conditions(r).iter().find(|c| c.type_ == type_)
     }
 
     #[test]
@@ -865,9 +947,13 @@ mod tests {
         let out = run(&mut r, &[vpa("web", json!({}))], &pods, &[], &history);
         let web = result(&out, "web");
         assert!(web.status.is_some());
+        // A day less a minute of samples: not yet a day of confidence.
         assert_eq!(
             condition_types(web),
-            [("RecommendationProvided".into(), "True".into())]
+            [
+                ("LowConfidence".into(), "True".into()),
+                ("RecommendationProvided".into(), "True".into())
+            ]
         );
         let rec = web.recommendation.as_ref().unwrap();
         let target = rec.container_recommendations[0].target;
@@ -886,6 +972,47 @@ mod tests {
         );
         let again = run(&mut r, &[written], &pods, &[], &History::default());
         assert!(result(&again, "web").status.is_none());
+    }
+
+    #[test]
+    fn low_confidence_goes_once_a_day_of_history_is_in() {
+        let mut r = recommender("default", None);
+        let pods = [pod("web-0", "web")];
+        let out = run(
+            &mut r,
+            &[vpa("web", json!({}))],
+            &pods,
+            &[],
+            &usage(&["web-0"]),
+        );
+        let web = result(&out, "web");
+        let low = condition(web, "LowConfidence").unwrap();
+        assert_eq!(low.reason.as_deref(), Some("InsufficientHistory"));
+        assert!(
+            low.message
+                .as_deref()
+                .unwrap()
+                .contains("container(s) app:"),
+            "{low:?}"
+        );
+        let written = vpa(
+            "web",
+            json!({"status": serde_json::to_value(web.status.as_ref().unwrap()).unwrap()}),
+        );
+        // Two more minutes: the span passes a day; the condition goes.
+        let mut more = History::default();
+        let key = ContainerKey {
+            namespace: "shop".into(),
+            pod: "web-0".into(),
+            container: "app".into(),
+        };
+        more.cpu
+            .insert(key, vec![(T0 + 1440 * 60, 0.5), (T0 + 1441 * 60, 0.5)]);
+        let out = run(&mut r, &[written], &pods, &[], &more);
+        assert_eq!(
+            condition_types(result(&out, "web")),
+            [("RecommendationProvided".into(), "True".into())]
+        );
     }
 
     #[test]
@@ -1040,14 +1167,7 @@ mod tests {
             &usage(&["web-0"]),
         );
         let web = result(&out, "web");
-        let conflict = web
-            .status
-            .as_ref()
-            .unwrap()
-            .conditions
-            .iter()
-            .flatten()
-            .find(|c| c.type_ == HPA_CONFLICT);
+        let conflict = condition(web, HPA_CONFLICT);
         match resource {
             Some(res) => {
                 let msg = conflict.unwrap().message.clone().unwrap();

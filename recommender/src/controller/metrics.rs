@@ -70,18 +70,19 @@ struct PerVpaRow {
 
 impl PerVpa {
     fn replace(&self, results: &[VpaResult]) {
-        let rows = results
-            .iter()
-            .map(|r| PerVpaRow {
-                key: r.key.clone(),
-                cost: r.cost,
-                recommendation: r.recommendation.clone(),
-            })
-            .collect();
-        *self
+        let mut rows = self
             .rows
             .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = rows;
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // The last loop's rows go before the new ones are built (the
+        // allocator reuses their memory), so the two are never held at once.
+        rows.clear();
+        rows.extend(results.iter().map(|r| PerVpaRow {
+            key: r.key.clone(),
+            cost: r.cost,
+            recommendation: r.recommendation.clone(),
+        }));
+        rows.shrink_to(results.len());
     }
 }
 
@@ -314,6 +315,8 @@ mod tests {
                 pods_matched: true,
                 has_recommendation: recommended,
                 hpa_conflict: None,
+                low_confidence: Vec::new(),
+                fetching_history: None,
             },
             status: None,
             conflict_started: false,

@@ -2,7 +2,7 @@
 //! server and the loop. Only the leader loads history and writes; a replica
 //! waiting for the lease stays live (its heartbeat beats) but idle.
 
-use super::history::{self, HistoryWindow};
+use super::history::{HistoryLoad, HistoryWindow};
 use super::r#loop::{
     self, CostConfig, LookupError, OomEvent, PodInfo, Recommender, Snapshot, TargetLookup, VpaInfo,
 };
@@ -24,7 +24,7 @@ use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt as _, watcher};
 use kube::{Api, Resource};
 use serde::de::DeserializeOwned;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Debug;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -654,6 +654,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             metrics,
             recorder,
             memo: CheckpointMemo::default(),
+            history: None,
             checkpoints_timeout: secs(args.checkpoints_timeout),
             min_checkpoints: args.min_checkpoints,
         };
@@ -704,6 +705,8 @@ struct Controller {
     metrics: Metrics,
     recorder: kube::runtime::events::Recorder,
     memo: CheckpointMemo,
+    /// The initial history load while it is incomplete.
+    history: Option<HistoryLoad>,
     checkpoints_timeout: Duration,
     min_checkpoints: usize,
 }
@@ -742,43 +745,75 @@ impl Controller {
                 tracing::warn!(error = %e, "cannot list checkpoints; starting without them");
             }
         }
-        let started = Instant::now();
-        match history::load_into(
-            &self.prom,
-            &self.series,
-            window,
-            now,
-            HISTORY_CHUNK_SECS,
-            &ours,
-            &mut self.recommender.state,
-        )
-        .await
-        {
-            Ok(stats) => {
-                self.metrics
-                    .samples
-                    .get_or_create(&vec![("result".to_owned(), "history".to_owned())])
-                    .inc_by(stats.cpu + stats.memory);
-                tracing::info!(
-                    samples = stats.cpu + stats.memory,
-                    invalid = stats.invalid,
-                    untracked = stats.untracked,
-                    "history loaded from Prometheus"
-                );
-            }
-            Err(e) => {
-                self.metrics.fail("prometheus", 1);
-                tracing::warn!(error = %e, "cannot load (all) history; going on with checkpoints and fresh samples");
-            }
-        }
-        self.metrics
-            .observe_step("history", started.elapsed().as_secs_f64());
+        self.history = Some(HistoryLoad::new(window, now));
+        self.load_history(&ours).await;
         self.run_step(&History::default(), &mut |_| None, now).await;
         now
     }
 
+    /// Loads what is left of the initial history. While it is incomplete,
+    /// every VPA carries `FetchingHistory` (with the error), no checkpoint
+    /// is written (as upstream skips VPAs fetching history: a checkpoint
+    /// without the history would hide it at the next start), and fresh
+    /// samples wait, so the history is never older than what is aggregated.
+    async fn load_history(&mut self, ours: &BTreeMap<VpaKey, Arc<VpaInfo>>) {
+        let Some(load) = self.history.as_mut() else {
+            return;
+        };
+        let started = Instant::now();
+        let before = load.loaded;
+        let result = load
+            .resume(
+                &self.prom,
+                &self.series,
+                HISTORY_CHUNK_SECS,
+                ours,
+                &mut self.recommender.state,
+            )
+            .await;
+        let added = load.loaded.cpu + load.loaded.memory - before.cpu - before.memory;
+        self.metrics
+            .samples
+            .get_or_create(&vec![("result".to_owned(), "history".to_owned())])
+            .inc_by(added);
+        match result {
+            Ok(()) => {
+                tracing::info!(
+                    samples = load.loaded.cpu + load.loaded.memory,
+                    invalid = load.loaded.invalid,
+                    untracked = load.loaded.untracked,
+                    "history loaded from Prometheus"
+                );
+                self.history = None;
+                self.recommender.fetching_history = None;
+            }
+            Err(e) => {
+                self.metrics.fail("prometheus", 1);
+                tracing::warn!(error = %e, loaded_until = load.next, "cannot load (all) history; recommending from checkpoints, retrying next loop");
+                self.recommender.fetching_history = Some(format!(
+                    "Loading --history-length of usage from Prometheus failed: {}. Retrying every loop; until then recommendations come from checkpoints only",
+                    e.brief()
+                ));
+            }
+        }
+        self.metrics
+            .observe_step("history", started.elapsed().as_secs_f64());
+    }
+
     /// One loop: fresh samples since `last_end`, step, writes. Returns the new end.
     async fn iteration(&mut self, last_end: Timestamp, step_secs: i64) -> Timestamp {
+        if self.history.is_some() {
+            let vpas = self.caches.vpas.state();
+            let ours = self.recommender.ours(&vpas);
+            drop(vpas);
+            self.load_history(&ours).await;
+            if self.history.is_some() {
+                // Fresh samples wait for the history (Prometheus keeps them).
+                self.run_step(&History::default(), &mut |_| None, now_secs())
+                    .await;
+                return last_end;
+            }
+        }
         let now = now_secs();
         let start = last_end + step_secs;
         let started = Instant::now();
@@ -879,19 +914,27 @@ impl Controller {
             ooms = out.ooms.recorded,
             "loop done"
         );
-        self.write_checkpoints(now).await;
+        // The metrics hold their own rows; the results go before the
+        // checkpoints are built.
+        drop(out);
+        if self.history.is_none() {
+            self.write_checkpoints(now).await;
+        }
     }
 
     async fn write_checkpoints(&mut self, now: Timestamp) {
         let started = Instant::now();
         let due = self.memo.due(&self.recommender.state, now);
         let (mut written, mut failed) = (0u64, 0u64);
-        for (key, checkpoint) in due {
+        for key in due {
             if written + failed >= self.min_checkpoints as u64
                 && started.elapsed() >= self.checkpoints_timeout
             {
                 break;
             }
+            let Some(checkpoint) = self.recommender.state.checkpoint(&key, now) else {
+                continue;
+            };
             match writer::apply_checkpoint(&self.kube, &key, &checkpoint).await {
                 Ok(()) => {
                     self.memo.mark_written(&key, &checkpoint);

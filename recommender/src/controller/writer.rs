@@ -127,15 +127,14 @@ fn digest(checkpoint: &ContainerCheckpoint) -> u64 {
 }
 
 impl CheckpointMemo {
-    /// Checkpoints to write: every aggregate with samples whose checkpoint
-    /// differs from the one last written, least recently written first.
+    /// The aggregates whose checkpoint is due: every aggregate with samples
+    /// whose checkpoint differs from the one last written, least recently
+    /// written first. Only the keys: the caller builds each checkpoint just
+    /// before writing it, so one is held at a time (10,000 built at once
+    /// are ~15 MiB).
     #[must_use]
-    pub fn due(
-        &self,
-        state: &ClusterState,
-        now: Timestamp,
-    ) -> Vec<(AggregateKey, ContainerCheckpoint)> {
-        let mut due: Vec<(Timestamp, AggregateKey, ContainerCheckpoint)> = state
+    pub fn due(&self, state: &ClusterState, now: Timestamp) -> Vec<AggregateKey> {
+        let mut due: Vec<(Timestamp, &AggregateKey)> = state
             .aggregate_keys()
             .filter_map(|key| {
                 let cp = state.checkpoint(key, now)?;
@@ -144,13 +143,13 @@ impl CheckpointMemo {
                 }
                 match self.written.get(key) {
                     Some(&(d, _)) if d == digest(&cp) => None,
-                    Some(&(_, at)) => Some((at, key.clone(), cp)),
-                    None => Some((Timestamp::MIN, key.clone(), cp)),
+                    Some(&(_, at)) => Some((at, key)),
+                    None => Some((Timestamp::MIN, key)),
                 }
             })
             .collect();
-        due.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
-        due.into_iter().map(|(_, k, c)| (k, c)).collect()
+        due.sort_unstable();
+        due.into_iter().map(|(_, k)| k.clone()).collect()
     }
 
     /// Records a successful write (or a checkpoint loaded at start).
