@@ -17,7 +17,7 @@ use crate::auth::{AccessReviewer, Auth, TokenReviewer};
 use crate::cache::{CacheOptions, ValueCache};
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::objects::ObjectLister;
+use crate::objects::{ObjectCache, ObjectMetrics};
 use crate::prom::{Client, ClientOptions, Verb};
 use crate::query::QueryOptions;
 use crate::registry::Registry;
@@ -358,10 +358,6 @@ async fn serve_api(cli: Cli) -> anyhow::Result<()> {
     } else {
         None
     };
-    let objects = kube
-        .clone()
-        .filter(|_| cli.use_kubernetes_api)
-        .map(ObjectLister::new);
     let addr = SocketAddr::new(cli.bind_address, cli.secure_port);
     let listener = serve::bind(addr).await?;
 
@@ -369,6 +365,7 @@ async fn serve_api(cli: Cli) -> anyhow::Result<()> {
     shutdown.listen_for_signals()?;
     let mut registry = admin::component_registry("metrics-adapter");
     let metrics = Metrics::register(&mut registry);
+    let object_metrics = ObjectMetrics::register(&mut registry);
     let readiness = admin::Readiness::new();
     let liveness = admin::Liveness::new();
     let heartbeat = liveness.heartbeat(
@@ -385,7 +382,17 @@ async fn serve_api(cli: Cli) -> anyhow::Result<()> {
         DRAIN,
     ));
 
-    let served = Arc::new(Registry::new(config));
+    let resources = crate::naming::KnownResources::default();
+    let served = Arc::new(Registry::with_resources(config, resources.clone()));
+    let objects = kube.clone().filter(|_| cli.use_kubernetes_api).map(|k| {
+        ObjectCache::new(
+            k,
+            resources.clone(),
+            crate::objects::CacheOptions::default(),
+            object_metrics,
+            shutdown.token(),
+        )
+    });
     shutdown.spawn(crate::relist::run(
         served.clone(),
         client.clone(),

@@ -1,19 +1,21 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 //! The adapter's Kubernetes API calls, each asserted exactly by the kube
 //! mock: TokenReview, SubjectAccessReview (with their caches) and the
-//! metadata list behind wildcard requests with a `labelSelector`.
+//! metadata watch cache behind wildcard requests with a `labelSelector`.
 
 use std::time::Duration;
 
 use axum::body::Body;
 use http::request::Parts;
 use serde_json::json;
+use tailor_api::selector::Selector;
 use tailor_metrics_adapter::auth::{
     AccessReviewer, Auth, Identity, RequestAttributes, TokenReviewer,
 };
-use tailor_metrics_adapter::naming::GroupResource;
-use tailor_metrics_adapter::objects::ObjectLister;
+use tailor_metrics_adapter::naming::{GroupResource, KnownResources, ResourceIndex, ResourceInfo};
+use tailor_metrics_adapter::objects::{CacheOptions, ObjectCache, ObjectMetrics, ResourceLabels};
 use tailor_testkit::kube_mock::{Exchange, KubeMock};
+use tokio_util::sync::CancellationToken;
 
 fn request(path: &str, token: Option<&str>) -> Parts {
     let mut b = http::Request::get(path);
@@ -150,43 +152,240 @@ fn request_attributes_follow_kube_apiserver_request_info() {
     assert!(RequestAttributes::of_path("/healthz").is_none());
 }
 
+fn object(namespace: &str, name: &str, rv: &str, labels: serde_json::Value) -> serde_json::Value {
+    json!({"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata",
+           "metadata": {"name": name, "namespace": namespace, "resourceVersion": rv, "labels": labels,
+                        "annotations": {"big": "dropped from the cache"},
+                        "managedFields": [{"manager": "kubectl", "operation": "Apply"}]}})
+}
+
+fn object_list(rv: &str, items: Vec<serde_json::Value>) -> serde_json::Value {
+    json!({"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadataList",
+           "metadata": {"resourceVersion": rv}, "items": items})
+}
+
+fn event(kind: &str, object: serde_json::Value) -> serde_json::Value {
+    json!({"type": kind, "object": object})
+}
+
+/// kube-runtime's watch after a list: bookmarks on, its 290 s timeout.
+fn watch(path: &str, rv: &str) -> String {
+    format!("{path}?watch=true&timeoutSeconds=290&allowWatchBookmarks=true&resourceVersion={rv}")
+}
+
+/// Retries never fire during a test: a failed watch parks the reflector.
+fn options(sync_wait: Duration) -> CacheOptions {
+    CacheOptions {
+        sync_wait,
+        backoff: Duration::from_secs(3600),
+        max_backoff: Duration::from_secs(3600),
+    }
+}
+
+fn sel(s: &str) -> Selector {
+    Selector::parse(s).unwrap()
+}
+
 #[tokio::test]
-async fn label_selectors_list_object_metadata_in_the_namespace() {
+async fn label_selectors_are_answered_from_one_list_and_the_watch() {
     let (client, mock) = KubeMock::pair();
-    let list = json!({"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadataList", "metadata": {},
-                      "items": [
-                          {"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata", "metadata": {"name": "web-1", "namespace": "shop"}},
-                          {"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata", "metadata": {"name": "web-0", "namespace": "shop"}}]});
-    let script = mock.run(vec![
-        Exchange::get("/api/v1/namespaces/shop/pods?labelSelector=app%3Dweb")
-            .respond(200, list.clone()),
-        Exchange::get(
-            "/apis/apps/v1/namespaces/shop/deployments?labelSelector=tier+in+%28a%2Cb%29",
-        )
-        .respond(200, list),
+    let mut script = mock.run(vec![
+        // One paged, metadata-only list, cluster-wide, on the first request.
+        Exchange::get("/api/v1/pods?limit=500").respond(
+            200,
+            object_list(
+                "10",
+                vec![
+                    object("shop", "web-0", "7", json!({"app": "web"})),
+                    object("shop", "db-0", "8", json!({"app": "db"})),
+                    object("other", "web-9", "9", json!({"app": "web"})),
+                ],
+            ),
+        ),
+        // Then a watch from the list's resourceVersion.
+        Exchange::get(&watch("/api/v1/pods", "10")).respond_watch(&[
+            event(
+                "ADDED",
+                object("shop", "web-1", "11", json!({"app": "web"})),
+            ),
+            event(
+                "MODIFIED",
+                object("shop", "db-0", "12", json!({"app": "web"})),
+            ),
+            event(
+                "DELETED",
+                object("shop", "web-0", "13", json!({"app": "web"})),
+            ),
+            event(
+                "BOOKMARK",
+                json!({"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata",
+                       "metadata": {"resourceVersion": "14"}}),
+            ),
+        ]),
+        // The stream ended (as at its timeout): it resumes from the bookmark.
+        Exchange::get(&watch("/api/v1/pods", "14")).respond_status(
+            500,
+            "InternalError",
+            "etcd is unavailable",
+        ),
     ]);
-    let lister = ObjectLister::new(client);
-    let names = lister
-        .names(&GroupResource::pods(), Some("shop"), "app=web")
+    let shutdown = CancellationToken::new();
+    let metrics = ObjectMetrics::default();
+    let cache = ObjectCache::new(
+        client,
+        KnownResources::default(),
+        options(Duration::from_secs(30)),
+        metrics.clone(),
+        shutdown.clone(),
+    );
+    let pods = GroupResource::pods();
+    // The first request waits for the list; the watch may or may not have
+    // been applied yet.
+    let first = cache
+        .names(&pods, Some("shop"), &sel("app=web"))
         .await
         .unwrap();
-    assert_eq!(names, ["web-0", "web-1"]);
-    lister
-        .names(
-            &GroupResource::new("apps", "deployments"),
-            Some("shop"),
-            "tier in (a,b)",
-        )
+    assert!(
+        first == ["web-0"] || first == ["db-0", "web-1"],
+        "{first:?}"
+    );
+    // The re-watch comes only after every event of the first watch was applied.
+    script.wait_consumed().await;
+    for _ in 0..20 {
+        assert_eq!(
+            cache
+                .names(&pods, Some("shop"), &sel("app=web"))
+                .await
+                .unwrap(),
+            ["db-0", "web-1"]
+        );
+    }
+    assert_eq!(
+        cache.names(&pods, None, &sel("app=web")).await.unwrap(),
+        ["db-0", "web-1", "web-9"]
+    );
+    assert_eq!(
+        cache
+            .names(&pods, Some("shop"), &sel("app notin (web)"))
+            .await
+            .unwrap(),
+        Vec::<String>::new()
+    );
+    let labels = ResourceLabels {
+        resource: "pods".into(),
+    };
+    assert_eq!(metrics.objects.get_or_create(&labels).get(), 3);
+    shutdown.cancel();
+    // Exactly one list and two watches for 23 requests.
+    script.verify().await;
+}
+
+#[tokio::test]
+async fn a_request_before_the_first_list_gets_a_503_and_the_next_one_the_objects() {
+    let (client, mock) = KubeMock::pair();
+    let mut script = mock.run(vec![
+        Exchange::get("/apis/apps/v1/deployments?limit=500").respond(
+            200,
+            object_list(
+                "3",
+                vec![object("shop", "web", "2", json!({"tier": "front"}))],
+            ),
+        ),
+        Exchange::get(&watch("/apis/apps/v1/deployments", "3")).respond_status(
+            500,
+            "InternalError",
+            "watch refused",
+        ),
+    ]);
+    let shutdown = CancellationToken::new();
+    let cache = ObjectCache::new(
+        client,
+        KnownResources::default(),
+        options(Duration::ZERO),
+        ObjectMetrics::default(),
+        shutdown.clone(),
+    );
+    let deployments = GroupResource::new("apps", "deployments");
+    // No wait allowed: the reflector has not listed yet.
+    let err = cache
+        .names(&deployments, Some("shop"), &sel("tier=front"))
         .await
-        .unwrap();
-    let err = lister
+        .unwrap_err();
+    assert_eq!(err.status_code(), 503);
+    assert!(err.to_string().contains("still syncing"), "{err}");
+    script.wait_consumed().await;
+    // Synced by now, and a failing watch keeps the listed objects served.
+    assert_eq!(
+        cache
+            .names(&deployments, Some("shop"), &sel("tier=front"))
+            .await
+            .unwrap(),
+        ["web"]
+    );
+    shutdown.cancel();
+    script.verify().await;
+}
+
+#[tokio::test]
+async fn a_forbidden_list_names_the_permission_and_unknown_resources_call_nothing() {
+    let (client, mock) = KubeMock::pair();
+    let script = mock.run(vec![
+        Exchange::get("/apis/example.com/v1/widgets?limit=500").respond_status(
+            403,
+            "Forbidden",
+            "widgets.example.com is forbidden: User \"system:serviceaccount:tailor-system:tailor-metrics-adapter\" cannot list resource \"widgets\" in API group \"example.com\" at the cluster scope",
+        ),
+    ]);
+    let known = KnownResources::default();
+    known.replace(ResourceIndex::with_discovered(vec![ResourceInfo {
+        group: "example.com".into(),
+        version: "v1".into(),
+        plural: "widgets".into(),
+        singular: "widget".into(),
+        kind: "Widget".into(),
+        short_names: Vec::new(),
+        namespaced: true,
+    }]));
+    let shutdown = CancellationToken::new();
+    let metrics = ObjectMetrics::default();
+    let cache = ObjectCache::new(
+        client,
+        known,
+        options(Duration::from_secs(30)),
+        metrics.clone(),
+        shutdown.clone(),
+    );
+    let widgets = GroupResource::new("example.com", "widgets");
+    for _ in 0..2 {
+        // The second request gets the same answer without a second list.
+        let err = cache
+            .names(&widgets, Some("shop"), &sel("a=b"))
+            .await
+            .unwrap_err();
+        assert_eq!(err.status_code(), 403, "{err}");
+        let text = err.to_string();
+        assert!(
+            text.contains(
+                r#"apiGroups: ["example.com"], resources: [widgets], verbs: [list, watch]"#
+            ),
+            "{text}"
+        );
+        assert!(text.contains("cannot list resource"), "{text}");
+    }
+    let restarts = metrics.restarts.get_or_create(&ResourceLabels {
+        resource: "widgets.example.com".into(),
+    });
+    assert_eq!(restarts.get(), 1);
+    let err = cache
         .names(
-            &GroupResource::new("example.com", "widgets"),
-            Some("shop"),
-            "a=b",
+            &GroupResource::new("example.com", "gadgets"),
+            None,
+            &sel(""),
         )
         .await
         .unwrap_err();
-    assert!(err.to_string().contains("widgets.example.com"), "{err}");
+    assert_eq!(err.status_code(), 404);
+    assert!(err.to_string().contains("gadgets.example.com"), "{err}");
+    shutdown.cancel();
     script.verify().await;
 }
