@@ -26,6 +26,9 @@ use crate::server::{AppState, router};
 /// How long open requests may finish after a shutdown signal.
 const DRAIN: Duration = Duration::from_secs(10);
 
+/// How long startup waits for the first API discovery.
+const FIRST_DISCOVERY_WAIT: Duration = Duration::from_secs(10);
+
 /// How to reach Prometheus (prometheus-adapter's flags).
 #[derive(Clone, Debug, Args)]
 pub struct PrometheusArgs {
@@ -219,9 +222,10 @@ pub struct Cli {
     #[arg(long, env = "TAILOR_AUTHORIZATION_WEBHOOK_CACHE_TTL", default_value = "10s", value_parser = parse_duration)]
     pub authorization_webhook_cache_ttl: Duration,
 
-    /// Use the Kubernetes API (in-cluster or kubeconfig) to find the objects
-    /// a labelSelector picks. Off, or with no configuration found, the
-    /// adapter runs from Prometheus alone.
+    /// Use the Kubernetes API (in-cluster or kubeconfig): API discovery maps
+    /// every resource it lists (not only the built-in ones), and a watch
+    /// cache finds the objects a labelSelector picks. Off, or with no
+    /// configuration found, the adapter runs from Prometheus alone.
     #[arg(long, env = "TAILOR_USE_KUBERNETES_API", default_value_t = true, action = clap::ArgAction::Set)]
     pub use_kubernetes_api: bool,
 
@@ -383,8 +387,9 @@ async fn serve_api(cli: Cli) -> anyhow::Result<()> {
     ));
 
     let resources = crate::naming::KnownResources::default();
+    let api_discovery = kube.clone().filter(|_| cli.use_kubernetes_api);
     let served = Arc::new(Registry::with_resources(config, resources.clone()));
-    let objects = kube.clone().filter(|_| cli.use_kubernetes_api).map(|k| {
+    let objects = api_discovery.clone().map(|k| {
         ObjectCache::new(
             k,
             resources.clone(),
@@ -393,7 +398,7 @@ async fn serve_api(cli: Cli) -> anyhow::Result<()> {
             shutdown.token(),
         )
     });
-    shutdown.spawn(crate::relist::run(
+    let relist = crate::relist::run(
         served.clone(),
         client.clone(),
         cli.metrics_relist_interval,
@@ -401,7 +406,21 @@ async fn serve_api(cli: Cli) -> anyhow::Result<()> {
         metrics.clone(),
         shutdown.token(),
         move || heartbeat.beat(),
-    ));
+    );
+    let (known, interval, token) = (
+        resources.clone(),
+        cli.metrics_relist_interval,
+        shutdown.token(),
+    );
+    shutdown.spawn(async move {
+        // API discovery first, so the first relist maps series to every
+        // resource; the API is served meanwhile.
+        if let Some(k) = api_discovery {
+            crate::apidiscovery::first(&k, &known, FIRST_DISCOVERY_WAIT).await;
+            tokio::spawn(crate::apidiscovery::run(k, known, interval, token));
+        }
+        relist.await;
+    });
     let cache = ValueCache::new(
         CacheOptions {
             ttl: cli.cache_ttl,

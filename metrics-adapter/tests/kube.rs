@@ -3,17 +3,23 @@
 //! mock: TokenReview, SubjectAccessReview (with their caches) and the
 //! metadata watch cache behind wildcard requests with a `labelSelector`.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
 use http::request::Parts;
 use serde_json::json;
 use tailor_api::selector::Selector;
+use tailor_metrics_adapter::apidiscovery;
 use tailor_metrics_adapter::auth::{
     AccessReviewer, Auth, Identity, RequestAttributes, TokenReviewer,
 };
-use tailor_metrics_adapter::naming::{GroupResource, KnownResources, ResourceIndex, ResourceInfo};
+use tailor_metrics_adapter::config::Config;
+use tailor_metrics_adapter::naming::{
+    GroupResource, KnownResources, ResourceIndex, ResourceInfo, Series,
+};
 use tailor_metrics_adapter::objects::{CacheOptions, ObjectCache, ObjectMetrics, ResourceLabels};
+use tailor_metrics_adapter::registry::Registry;
 use tailor_testkit::kube_mock::{Exchange, KubeMock};
 use tokio_util::sync::CancellationToken;
 
@@ -388,4 +394,215 @@ async fn a_forbidden_list_names_the_permission_and_unknown_resources_call_nothin
     assert!(err.to_string().contains("gadgets.example.com"), "{err}");
     shutdown.cancel();
     script.verify().await;
+}
+
+fn resource(name: &str, singular: &str, kind: &str, namespaced: bool) -> serde_json::Value {
+    json!({"name": name, "singularName": singular, "namespaced": namespaced, "kind": kind,
+           "verbs": ["create", "delete", "get", "list", "patch", "update", "watch"],
+           "storageVersionHash": "abc="})
+}
+
+fn resource_list(group_version: &str, resources: Vec<serde_json::Value>) -> serde_json::Value {
+    json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version,
+           "resources": resources})
+}
+
+fn group(name: &str, versions: &[&str]) -> serde_json::Value {
+    let vs: Vec<serde_json::Value> = versions
+        .iter()
+        .map(|v| json!({"groupVersion": format!("{name}/{v}"), "version": v}))
+        .collect();
+    json!({"name": name, "versions": vs, "preferredVersion": vs[0]})
+}
+
+fn api_versions() -> Exchange {
+    Exchange::get("/api").respond(
+        200,
+        json!({"kind": "APIVersions", "versions": ["v1"],
+               "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": "10.0.0.1:6443"}]}),
+    )
+}
+
+fn api_groups(groups: Vec<serde_json::Value>) -> Exchange {
+    Exchange::get("/apis").respond(
+        200,
+        json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}),
+    )
+}
+
+const DISCOVERY_CONFIG: &str = r#"
+rules:
+- seriesQuery: '{__name__=~"^nginx_.*"}'
+  resources:
+    template: <<.Resource>>
+  name:
+    matches: ^nginx_(.*)$
+  metricsQuery: sum(<<.Series>>{<<.LabelMatchers>>}) by (<<.GroupBy>>)
+"#;
+
+#[tokio::test]
+async fn api_discovery_maps_every_resource_and_keeps_a_failed_group() {
+    let (client, mock) = KubeMock::pair();
+    let script = mock.run(vec![
+        api_versions(),
+        api_groups(vec![
+            group("apps", &["v1"]),
+            group("networking.k8s.io", &["v1"]),
+            group("example.com", &["v1", "v1beta1"]),
+            group("metrics.k8s.io", &["v1beta1"]),
+        ]),
+        Exchange::get("/api/v1").respond(
+            200,
+            resource_list(
+                "v1",
+                vec![
+                    resource("pods", "pod", "Pod", true),
+                    resource("pods/status", "", "Pod", true),
+                    resource("namespaces", "namespace", "Namespace", false),
+                    resource(
+                        "persistentvolumes",
+                        "persistentvolume",
+                        "PersistentVolume",
+                        false,
+                    ),
+                ],
+            ),
+        ),
+        Exchange::get("/apis/apps/v1").respond(
+            200,
+            resource_list(
+                "apps/v1",
+                vec![
+                    resource("deployments", "deployment", "Deployment", true),
+                    resource("deployments/scale", "", "Scale", true),
+                ],
+            ),
+        ),
+        Exchange::get("/apis/networking.k8s.io/v1").respond(
+            200,
+            resource_list(
+                "networking.k8s.io/v1",
+                vec![resource("ingresses", "ingress", "Ingress", true)],
+            ),
+        ),
+        Exchange::get("/apis/example.com/v1").respond(
+            200,
+            resource_list(
+                "example.com/v1",
+                vec![
+                    resource("widgets", "widget", "Widget", true),
+                    resource("gizmos", "", "Gizmo", false),
+                ],
+            ),
+        ),
+        // An aggregated API that is down fails only its own group.
+        Exchange::get("/apis/metrics.k8s.io/v1beta1").respond_status(
+            503,
+            "ServiceUnavailable",
+            "the server is currently unable to handle the request",
+        ),
+        // Second round: example.com fails and keeps what it had.
+        api_versions(),
+        api_groups(vec![group("example.com", &["v1"])]),
+        Exchange::get("/api/v1").respond(
+            200,
+            resource_list("v1", vec![resource("pods", "pod", "Pod", true)]),
+        ),
+        Exchange::get("/apis/example.com/v1").respond_status(
+            503,
+            "ServiceUnavailable",
+            "the server is currently unable to handle the request",
+        ),
+    ]);
+    let known = KnownResources::default();
+    let first = apidiscovery::discover(&client, &known.current())
+        .await
+        .unwrap();
+    assert_eq!(first.failed, ["metrics.k8s.io/v1beta1"]);
+    assert!(known.replace(first.index));
+    let index = known.current();
+    let found = |g: &str, r: &str| index.find(g, r).map(|i| i.group_resource().to_string());
+    // Upstream's RESTMapper forms: plural or singular, any group or a
+    // group, and the group as a label template writes it.
+    for (g, r, want) in [
+        ("", "ingress", "ingresses.networking.k8s.io"),
+        ("", "Ingresses", "ingresses.networking.k8s.io"),
+        (
+            "networking.k8s.io",
+            "ingress",
+            "ingresses.networking.k8s.io",
+        ),
+        (
+            "networking_k8s_io",
+            "ingress",
+            "ingresses.networking.k8s.io",
+        ),
+        ("networking", "ingresses", "ingresses.networking.k8s.io"),
+        ("", "widget", "widgets.example.com"),
+        ("", "gizmo", "gizmos.example.com"),
+        ("", "persistentvolume", "persistentvolumes"),
+        ("", "po", "pods"),
+        ("", "deploy", "deployments.apps"),
+        ("", "job", "jobs.batch"),
+    ] {
+        assert_eq!(found(g, r).as_deref(), Some(want), "{g}/{r}");
+    }
+    assert_eq!(found("", "pods/status"), None);
+    assert_eq!(found("", "scale"), None);
+    assert_eq!(
+        index.kind_of(&GroupResource::new("networking.k8s.io", "ingresses")),
+        Some(("Ingress".into(), "networking.k8s.io/v1".into()))
+    );
+    assert!(index.is_cluster_scoped(&GroupResource::new("example.com", "gizmos")));
+
+    let second = apidiscovery::discover(&client, &index).await.unwrap();
+    assert_eq!(second.failed, ["example.com/v1"]);
+    assert!(second.index.find("", "widgets").is_some());
+    assert!(second.index.find("", "ingress").is_none());
+    script.verify().await;
+
+    // Series labels map through the discovered resources; without API
+    // access (built-in resources only) the same series map to nothing.
+    let config = Arc::new(Config::from_yaml(DISCOVERY_CONFIG, "adapter.yaml").unwrap());
+    let series = [
+        Series::new("nginx_requests", ["namespace", "ingress"]),
+        Series::new("nginx_load", ["namespace", "gizmo"]),
+    ];
+    let with_api = Registry::with_resources(config.clone(), known);
+    let without_api = Registry::new(config);
+    for r in [&with_api, &without_api] {
+        r.update(r.rule_ids()[0], &series, 2);
+    }
+    let snap = with_api.snapshot();
+    let ingress = &snap.custom[&(
+        GroupResource::new("networking.k8s.io", "ingresses"),
+        "requests".to_owned(),
+    )];
+    assert!(ingress.namespaced);
+    let gizmo = &snap.custom[&(
+        GroupResource::new("example.com", "gizmos"),
+        "load".to_owned(),
+    )];
+    assert!(!gizmo.namespaced, "cluster-scoped per discovery");
+    let doc: serde_json::Value = serde_json::from_slice(&snap.custom_v1beta2).unwrap();
+    let names: Vec<&str> = doc["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"ingresses.networking.k8s.io/requests"),
+        "{names:?}"
+    );
+    assert!(names.contains(&"gizmos.example.com/load"), "{names:?}");
+    let without = without_api.snapshot();
+    assert!(
+        without
+            .custom
+            .keys()
+            .all(|(r, _)| r.resource == "namespaces"),
+        "{:?}",
+        without.custom.keys()
+    );
 }
