@@ -1133,6 +1133,73 @@ mod tests {
         assert_eq!(res.len(), 3);
     }
 
+    fn widgets_index() -> ResourceIndex {
+        let info = |group: &str, plural: &str, singular: &str, kind: &str| ResourceInfo {
+            group: group.into(),
+            version: "v1".into(),
+            plural: plural.into(),
+            singular: singular.into(),
+            kind: kind.into(),
+            short_names: Vec::new(),
+            namespaced: true,
+        };
+        ResourceIndex::with_discovered(vec![
+            info("", "pods", "pod", "Pod"),
+            info("events.k8s.io", "events", "event", "Event"),
+            info("example.com", "widgets", "widget", "Widget"),
+            info("other.example.com", "widgets", "widget", "Widget"),
+        ])
+    }
+
+    #[rstest]
+    #[case("", "widget", Some("widgets.example.com"))]
+    #[case("", "WIDGETS", Some("widgets.example.com"))]
+    #[case("other.example.com", "widget", Some("widgets.other.example.com"))]
+    #[case("other_example_com", "widget", Some("widgets.other.example.com"))]
+    #[case("other", "widgets", Some("widgets.other.example.com"))]
+    #[case("", "po", Some("pods"))]
+    #[case("", "deployment", Some("deployments.apps"))]
+    #[case("", "event", Some("events.events.k8s.io"))]
+    #[case("example.com", "gadget", None)]
+    #[case("", "Widget.example.com", None)]
+    fn discovered_lookup(#[case] group: &str, #[case] resource: &str, #[case] want: Option<&str>) {
+        assert_eq!(
+            widgets_index()
+                .find(group, resource)
+                .map(|r| r.group_resource().to_string()),
+            want.map(str::to_owned)
+        );
+    }
+
+    #[test]
+    fn overrides_and_templates_resolve_through_the_index() {
+        let m = ResourceMapper::new(
+            Some(parse_resource_template("<<.Resource>>").unwrap()),
+            &overrides(&[("w", "example.com", "widget")]),
+        )
+        .unwrap();
+        let index = widgets_index();
+        let builtin = ResourceIndex::builtin();
+        let widgets = GroupResource::new("example.com", "widgets");
+        assert_eq!(m.resource_for("w", &index), Some(widgets.clone()));
+        assert_eq!(m.resource_for("widget", &index), Some(widgets.clone()));
+        assert_eq!(m.resource_for("widget", &builtin), None);
+        // Back from the plural the request path names to the override label.
+        assert_eq!(m.label_for(&widgets).unwrap(), "w");
+        let known = KnownResources::default();
+        assert_eq!(*known.current(), builtin);
+        assert!(known.replace(index.clone()));
+        assert!(!known.replace(index), "unchanged");
+        assert_eq!(
+            known.current().normalize("", "Widget"),
+            GroupResource::new("example.com", "widgets")
+        );
+        assert_eq!(
+            known.current().normalize("x.io", "Things"),
+            GroupResource::new("x.io", "things")
+        );
+    }
+
     #[test]
     fn label_for_without_template_or_override_fails() {
         let m = ResourceMapper::new(None, &overrides(&[("pod", "", "pod")])).unwrap();

@@ -606,3 +606,106 @@ async fn api_discovery_maps_every_resource_and_keeps_a_failed_group() {
         without.custom.keys()
     );
 }
+
+/// A wildcard request with a `labelSelector` on a discovered resource the
+/// shipped RBAC does not cover, through the router: the singular path
+/// resolves through discovery, and the answer is a 403 `Status` naming the
+/// ClusterRole to add.
+#[tokio::test]
+async fn label_selectors_on_other_resources_answer_403_naming_the_permission() {
+    use axum::body::Body;
+    use tailor_metrics_adapter::cache::{CacheOptions as ValueCacheOptions, ValueCache};
+    use tailor_metrics_adapter::metrics::Metrics;
+    use tailor_metrics_adapter::prom::{Client, ClientOptions};
+    use tailor_metrics_adapter::query::QueryOptions;
+    use tailor_metrics_adapter::server::{AppState, router};
+    use tower::ServiceExt as _;
+
+    let (client, mock) = KubeMock::pair();
+    let script = mock.run(vec![
+        Exchange::get("/apis/networking.k8s.io/v1/ingresses?limit=500").respond_status(
+            403,
+            "Forbidden",
+            "ingresses.networking.k8s.io is forbidden: User \"system:serviceaccount:tailor-system:tailor-metrics-adapter\" cannot list resource \"ingresses\" in API group \"networking.k8s.io\" at the cluster scope",
+        ),
+    ]);
+    let known = KnownResources::default();
+    known.replace(ResourceIndex::with_discovered(vec![ResourceInfo {
+        group: "networking.k8s.io".into(),
+        version: "v1".into(),
+        plural: "ingresses".into(),
+        singular: "ingress".into(),
+        kind: "Ingress".into(),
+        short_names: Vec::new(),
+        namespaced: true,
+    }]));
+    let config = Arc::new(Config::from_yaml(DISCOVERY_CONFIG, "adapter.yaml").unwrap());
+    let registry = Arc::new(Registry::with_resources(config, known.clone()));
+    registry.update(
+        registry.rule_ids()[0],
+        &[Series::new("nginx_requests", ["namespace", "ingress"])],
+        1,
+    );
+    let shutdown = CancellationToken::new();
+    let metrics = Metrics::default();
+    let state = AppState {
+        registry,
+        // Nothing listens there; the request must not get that far.
+        client: Client::new(&ClientOptions {
+            url: "http://127.0.0.1:9".into(),
+            ..ClientOptions::default()
+        })
+        .unwrap(),
+        cache: ValueCache::new(
+            ValueCacheOptions {
+                ttl: Duration::from_secs(60),
+                max_staleness: Duration::from_secs(60),
+                max_entries: 10,
+            },
+            metrics.clone(),
+        ),
+        metrics,
+        auth: Arc::new(Auth::new(Vec::new())),
+        objects: Some(ObjectCache::new(
+            client,
+            known,
+            options(Duration::from_secs(30)),
+            ObjectMetrics::default(),
+            shutdown.clone(),
+        )),
+        query_options: QueryOptions::default(),
+    };
+    let peer = tailor_runtime::tls::PeerCertificate::from_der(
+        tailor_testkit::Pki::generate("front-proxy-client", None)
+            .unwrap()
+            .client()
+            .cert_der(),
+    )
+    .unwrap();
+    let req = http::Request::get(
+        "/apis/custom.metrics.k8s.io/v1beta2/namespaces/shop/ingress/*/requests?labelSelector=app%3Dweb",
+    )
+    .extension(peer)
+    .body(Body::empty())
+    .unwrap();
+    let response = router(state).oneshot(req).await.unwrap();
+    assert_eq!(response.status().as_u16(), 403);
+    let body = http_body_util::BodyExt::collect(response.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        (v["kind"].as_str(), v["reason"].as_str()),
+        (Some("Status"), Some("Forbidden"))
+    );
+    let message = v["message"].as_str().unwrap();
+    assert!(
+        message.contains(
+            r#"apiGroups: ["networking.k8s.io"], resources: [ingresses], verbs: [list, watch]"#
+        ),
+        "{message}"
+    );
+    shutdown.cancel();
+    script.verify().await;
+}
