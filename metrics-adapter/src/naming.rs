@@ -94,11 +94,7 @@ impl BuiltinResource {
     /// `apiVersion` for `describedObject`.
     #[must_use]
     pub fn api_version(&self) -> String {
-        if self.group.is_empty() {
-            self.version.to_owned()
-        } else {
-            format!("{}/{}", self.group, self.version)
-        }
+        ResourceInfo::from(self).api_version()
     }
 }
 
@@ -210,6 +206,20 @@ pub struct ResourceInfo {
 }
 
 impl ResourceInfo {
+    /// A resource in version `v1` of `group`, without short names.
+    #[must_use]
+    pub fn v1(group: &str, plural: &str, singular: &str, kind: &str, namespaced: bool) -> Self {
+        ResourceInfo {
+            group: group.to_owned(),
+            version: "v1".to_owned(),
+            plural: plural.to_owned(),
+            singular: singular.to_owned(),
+            kind: kind.to_owned(),
+            short_names: Vec::new(),
+            namespaced,
+        }
+    }
+
     /// Its group-resource.
     #[must_use]
     pub fn group_resource(&self) -> GroupResource {
@@ -1134,20 +1144,11 @@ mod tests {
     }
 
     fn widgets_index() -> ResourceIndex {
-        let info = |group: &str, plural: &str, singular: &str, kind: &str| ResourceInfo {
-            group: group.into(),
-            version: "v1".into(),
-            plural: plural.into(),
-            singular: singular.into(),
-            kind: kind.into(),
-            short_names: Vec::new(),
-            namespaced: true,
-        };
         ResourceIndex::with_discovered(vec![
-            info("", "pods", "pod", "Pod"),
-            info("events.k8s.io", "events", "event", "Event"),
-            info("example.com", "widgets", "widget", "Widget"),
-            info("other.example.com", "widgets", "widget", "Widget"),
+            ResourceInfo::v1("", "pods", "pod", "Pod", true),
+            ResourceInfo::v1("events.k8s.io", "events", "event", "Event", true),
+            ResourceInfo::v1("example.com", "widgets", "widget", "Widget", true),
+            ResourceInfo::v1("other.example.com", "widgets", "widget", "Widget", true),
         ])
     }
 

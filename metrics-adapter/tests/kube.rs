@@ -188,6 +188,15 @@ fn options(sync_wait: Duration) -> CacheOptions {
     }
 }
 
+/// The built-in resources plus one namespaced resource discovery found.
+fn discovered(group: &str, plural: &str, singular: &str, kind: &str) -> KnownResources {
+    let known = KnownResources::default();
+    known.replace(ResourceIndex::with_discovered(vec![ResourceInfo::v1(
+        group, plural, singular, kind, true,
+    )]));
+    known
+}
+
 fn sel(s: &str) -> Selector {
     Selector::parse(s).unwrap()
 }
@@ -342,16 +351,7 @@ async fn a_forbidden_list_names_the_permission_and_unknown_resources_call_nothin
             "widgets.example.com is forbidden: User \"system:serviceaccount:tailor-system:tailor-metrics-adapter\" cannot list resource \"widgets\" in API group \"example.com\" at the cluster scope",
         ),
     ]);
-    let known = KnownResources::default();
-    known.replace(ResourceIndex::with_discovered(vec![ResourceInfo {
-        group: "example.com".into(),
-        version: "v1".into(),
-        plural: "widgets".into(),
-        singular: "widget".into(),
-        kind: "Widget".into(),
-        short_names: Vec::new(),
-        namespaced: true,
-    }]));
+    let known = discovered("example.com", "widgets", "widget", "Widget");
     let shutdown = CancellationToken::new();
     let metrics = ObjectMetrics::default();
     let cache = ObjectCache::new(
@@ -629,16 +629,7 @@ async fn label_selectors_on_other_resources_answer_403_naming_the_permission() {
             "ingresses.networking.k8s.io is forbidden: User \"system:serviceaccount:tailor-system:tailor-metrics-adapter\" cannot list resource \"ingresses\" in API group \"networking.k8s.io\" at the cluster scope",
         ),
     ]);
-    let known = KnownResources::default();
-    known.replace(ResourceIndex::with_discovered(vec![ResourceInfo {
-        group: "networking.k8s.io".into(),
-        version: "v1".into(),
-        plural: "ingresses".into(),
-        singular: "ingress".into(),
-        kind: "Ingress".into(),
-        short_names: Vec::new(),
-        namespaced: true,
-    }]));
+    let known = discovered("networking.k8s.io", "ingresses", "ingress", "Ingress");
     let config = Arc::new(Config::from_yaml(DISCOVERY_CONFIG, "adapter.yaml").unwrap());
     let registry = Arc::new(Registry::with_resources(config, known.clone()));
     registry.update(
