@@ -556,6 +556,10 @@ pub struct ResourceMapper {
     by_resource: BTreeMap<GroupResource, String>,
     template: Option<Template>,
     template_regex: Option<(Regex, bool)>,
+    /// Labels the template matched, by the resource discovery resolved them
+    /// to: the template's singular comes from the heuristic in
+    /// [`singular`], which discovery's names can defeat (`leases` → `lease`).
+    learned: Arc<RwLock<BTreeMap<GroupResource, String>>>,
 }
 
 impl ResourceMapper {
@@ -587,6 +591,7 @@ impl ResourceMapper {
             by_resource,
             template,
             template_regex,
+            learned: Arc::default(),
         })
     }
 
@@ -613,6 +618,14 @@ impl ResourceMapper {
         }) {
             return Ok(label.clone());
         }
+        if let Some(label) = self
+            .learned
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(resource)
+        {
+            return Ok(label.clone());
+        }
         let Some(template) = &self.template else {
             return Err(NamingError::NoLabelForResource(resource.clone()));
         };
@@ -635,7 +648,9 @@ impl ResourceMapper {
     /// The resource a label stands for, if any, resolved through `known`
     /// (built-in resources, or everything API discovery lists). Template
     /// matches count only when they name a known resource, as upstream
-    /// skips labels its RESTMapper cannot resolve.
+    /// skips labels its RESTMapper cannot resolve. A template match is
+    /// remembered for [`ResourceMapper::label_for`] when the label is not
+    /// what the singular heuristic would render (upstream caches the same).
     #[must_use]
     pub fn resource_for(&self, label: &str, known: &ResourceIndex) -> Option<GroupResource> {
         if let Some(gr) = self.overrides.get(label) {
@@ -649,9 +664,14 @@ impl ResourceMapper {
         } else {
             ""
         };
-        known
-            .find(group, resource)
-            .map(ResourceInfo::group_resource)
+        let gr = known.find(group, resource)?.group_resource();
+        if singular(&gr) != resource {
+            self.learned
+                .write()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(gr.clone(), label.to_owned());
+        }
+        Some(gr)
     }
 
     /// The resources a series' labels stand for, and whether one of them is
@@ -1187,6 +1207,19 @@ mod tests {
         assert_eq!(m.resource_for("widget", &builtin), None);
         // Back from the plural the request path names to the override label.
         assert_eq!(m.label_for(&widgets).unwrap(), "w");
+        // The heuristic singular of `leases` is wrong; the label the
+        // template matched is used instead.
+        let leases = GroupResource::new("coordination.k8s.io", "leases");
+        let coordination = ResourceIndex::with_discovered(vec![ResourceInfo::v1(
+            "coordination.k8s.io",
+            "leases",
+            "lease",
+            "Lease",
+            true,
+        )]);
+        assert_eq!(m.label_for(&leases).unwrap(), "leas");
+        assert_eq!(m.resource_for("lease", &coordination), Some(leases.clone()));
+        assert_eq!(m.label_for(&leases).unwrap(), "lease");
         let known = KnownResources::default();
         assert_eq!(*known.current(), builtin);
         assert!(known.replace(index.clone()));
