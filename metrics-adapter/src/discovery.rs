@@ -6,7 +6,7 @@
 //! `seriesQuery` locally.
 
 use crate::config::{Config, Rule, Section};
-use crate::naming::{GroupResource, Series};
+use crate::naming::{GroupResource, ResourceIndex, Series};
 use crate::promql;
 use crate::query::{Objects, QueryOptions, ResourceTarget, build_resource};
 use std::collections::{BTreeMap, BTreeSet};
@@ -76,7 +76,7 @@ pub struct RuleDiscovery {
 
 /// Applies one rule to the series its `seriesQuery` returned.
 #[must_use]
-pub fn discover(rule: &Rule, series: &[Series]) -> RuleDiscovery {
+pub fn discover(rule: &Rule, series: &[Series], known: &ResourceIndex) -> RuleDiscovery {
     let mut out = RuleDiscovery {
         series_seen: series.len(),
         ..RuleDiscovery::default()
@@ -110,15 +110,14 @@ pub fn discover(rule: &Rule, series: &[Series]) -> RuleDiscovery {
             _ => {
                 let (resources, namespaced) = rule
                     .resources
-                    .resources_for_series(s.labels.iter().map(String::as_str));
+                    .resources_for_series(s.labels.iter().map(String::as_str), known);
                 if resources.is_empty() {
                     out.skipped
                         .push(skip("no label maps to a Kubernetes resource".into()));
                     continue;
                 }
                 for resource in resources {
-                    let cluster_scoped = resource == GroupResource::namespaces()
-                        || resource == GroupResource::nodes();
+                    let cluster_scoped = known.is_cluster_scoped(&resource);
                     out.custom.insert(
                         CustomMetric {
                             resource,
@@ -309,7 +308,8 @@ pub fn served_metrics(config: &Config, series: &[BTreeMap<String, String>]) -> S
             })
             .collect();
         let matched: Vec<Series> = matched.into_iter().collect();
-        let d = discover(rule, &matched);
+        // --check-config has no API discovery: built-in resources only.
+        let d = discover(rule, &matched, &ResourceIndex::builtin());
         for (m, series) in &d.custom {
             let src = Source {
                 section: rule.section,
@@ -596,6 +596,7 @@ mod tests {
                 Series::new("ok_metric", ["namespace", "pod"]),
                 Series::new("x_total", ["namespace"]),
             ],
+            &ResourceIndex::builtin(),
         );
         assert_eq!(d.series_seen, 3);
         assert_eq!(d.filtered, 1);

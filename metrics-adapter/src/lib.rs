@@ -12,12 +12,15 @@
 //! coalescing ([`cache`]), response bodies ([`api`]), authentication
 //! ([`auth`]), resource metrics for `metrics.k8s.io` ([`resource`]), the
 //! HTTPS router ([`server`]), self-metrics ([`metrics`]),
-//! the HPA preview ([`preview`]) and the binary's flags ([`run`]).
+//! the HPA preview ([`preview`]) and the binary's flags ([`run`]). With
+//! Kubernetes API access: API discovery of every resource
+//! ([`apidiscovery`]) and the `labelSelector` object cache ([`objects`]).
 //! See docs/metrics-adapter.md.
 
 #![warn(missing_docs)]
 
 pub mod api;
+pub mod apidiscovery;
 pub mod auth;
 pub mod cache;
 pub mod config;

@@ -6,6 +6,7 @@ use crate::template::{Field, Kind, ResourceArgs, Template};
 use regex::Regex;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+use std::sync::{Arc, PoisonError, RwLock};
 
 /// A Kubernetes group-resource; `resource` is plural and lower-case.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -93,11 +94,7 @@ impl BuiltinResource {
     /// `apiVersion` for `describedObject`.
     #[must_use]
     pub fn api_version(&self) -> String {
-        if self.group.is_empty() {
-            self.version.to_owned()
-        } else {
-            format!("{}/{}", self.group, self.version)
-        }
+        ResourceInfo::from(self).api_version()
     }
 }
 
@@ -184,6 +181,207 @@ pub fn normalize(group: &str, resource: &str) -> GroupResource {
     match builtin_resource(group, resource) {
         Some(b) => b.group_resource(),
         None => GroupResource::new(&group.to_ascii_lowercase(), &resource.to_ascii_lowercase()),
+    }
+}
+
+/// A resource the Kubernetes API serves: what it takes to name, list and
+/// describe its objects.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResourceInfo {
+    /// API group; empty for the core group.
+    pub group: String,
+    /// Preferred version.
+    pub version: String,
+    /// Plural name (`ingresses`).
+    pub plural: String,
+    /// Singular name (`ingress`).
+    pub singular: String,
+    /// Kind (`Ingress`).
+    pub kind: String,
+    /// Short names accepted as labels (built-in resources only, as before
+    /// discovery existed; upstream's RESTMapper accepts none).
+    pub short_names: Vec<String>,
+    /// True for namespaced resources.
+    pub namespaced: bool,
+}
+
+impl ResourceInfo {
+    /// A resource in version `v1` of `group`, without short names.
+    #[must_use]
+    pub fn v1(group: &str, plural: &str, singular: &str, kind: &str, namespaced: bool) -> Self {
+        ResourceInfo {
+            group: group.to_owned(),
+            version: "v1".to_owned(),
+            plural: plural.to_owned(),
+            singular: singular.to_owned(),
+            kind: kind.to_owned(),
+            short_names: Vec::new(),
+            namespaced,
+        }
+    }
+
+    /// Its group-resource.
+    #[must_use]
+    pub fn group_resource(&self) -> GroupResource {
+        GroupResource::new(&self.group, &self.plural)
+    }
+
+    /// `apiVersion` of its objects.
+    #[must_use]
+    pub fn api_version(&self) -> String {
+        if self.group.is_empty() {
+            self.version.clone()
+        } else {
+            format!("{}/{}", self.group, self.version)
+        }
+    }
+
+    fn names(&self, resource: &str) -> bool {
+        self.plural == resource || self.singular == resource
+    }
+}
+
+impl From<&BuiltinResource> for ResourceInfo {
+    fn from(b: &BuiltinResource) -> Self {
+        ResourceInfo {
+            group: b.group.to_owned(),
+            version: b.version.to_owned(),
+            plural: b.plural.to_owned(),
+            singular: b.singular.to_owned(),
+            kind: b.kind.to_owned(),
+            short_names: b.short_names.iter().map(|s| (*s).to_owned()).collect(),
+            namespaced: b.namespaced,
+        }
+    }
+}
+
+/// The resources labels and request paths can name, in priority order
+/// (the core group first, then groups as API discovery lists them): the
+/// built-in set without API access, everything discovery lists with it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResourceIndex {
+    resources: Vec<ResourceInfo>,
+}
+
+impl Default for ResourceIndex {
+    fn default() -> Self {
+        ResourceIndex::builtin()
+    }
+}
+
+impl ResourceIndex {
+    /// The built-in resources only.
+    #[must_use]
+    pub fn builtin() -> Self {
+        ResourceIndex {
+            resources: BUILTIN_RESOURCES.iter().map(ResourceInfo::from).collect(),
+        }
+    }
+
+    /// Discovered resources, in priority order. Built-in resources keep
+    /// their short names; any built-in discovery did not list is appended,
+    /// so what works without API access keeps working with it.
+    #[must_use]
+    pub fn with_discovered(discovered: Vec<ResourceInfo>) -> Self {
+        let mut resources = discovered;
+        for r in &mut resources {
+            if let Some(b) = BUILTIN_RESOURCES
+                .iter()
+                .find(|b| b.group == r.group && b.plural == r.plural)
+            {
+                r.short_names = ResourceInfo::from(b).short_names;
+            }
+        }
+        for b in BUILTIN_RESOURCES {
+            if !resources
+                .iter()
+                .any(|r| r.group == b.group && r.plural == b.plural)
+            {
+                resources.push(ResourceInfo::from(b));
+            }
+        }
+        ResourceIndex { resources }
+    }
+
+    /// Every resource, in priority order.
+    #[must_use]
+    pub fn resources(&self) -> &[ResourceInfo] {
+        &self.resources
+    }
+
+    /// The resource `group` and `resource` name, as upstream's RESTMapper
+    /// resolves a partial group-resource: the resource by plural or
+    /// singular name, any case (plus built-in short names); an empty group
+    /// takes the first match in priority order; a group is matched exactly,
+    /// then in its label-sanitized form (`networking_k8s_io`), then as a
+    /// prefix (`networking` → `networking.k8s.io`).
+    #[must_use]
+    pub fn find(&self, group: &str, resource: &str) -> Option<&ResourceInfo> {
+        let resource = resource.to_ascii_lowercase();
+        let named = |r: &&ResourceInfo| r.names(&resource) || r.short_names.contains(&resource);
+        if group.is_empty() {
+            return self.resources.iter().find(named);
+        }
+        let group = group.to_ascii_lowercase();
+        let in_group = |pred: &dyn Fn(&str) -> bool| {
+            self.resources.iter().filter(|r| pred(&r.group)).find(named)
+        };
+        in_group(&|g| g == group)
+            .or_else(|| in_group(&|g| g.replace(['.', '-'], "_") == group))
+            .or_else(|| in_group(&|g| g.starts_with(group.as_str())))
+    }
+
+    /// The normalized group-resource: known names resolved to their plural
+    /// and group; anything else kept as written (lower-cased).
+    #[must_use]
+    pub fn normalize(&self, group: &str, resource: &str) -> GroupResource {
+        match self.find(group, resource) {
+            Some(r) => r.group_resource(),
+            None => GroupResource::new(&group.to_ascii_lowercase(), &resource.to_ascii_lowercase()),
+        }
+    }
+
+    /// Kind and apiVersion of a resource's objects, when known.
+    #[must_use]
+    pub fn kind_of(&self, resource: &GroupResource) -> Option<(String, String)> {
+        self.find(&resource.group, &resource.resource)
+            .map(|r| (r.kind.clone(), r.api_version()))
+    }
+
+    /// True when the resource is known and cluster-scoped.
+    #[must_use]
+    pub fn is_cluster_scoped(&self, resource: &GroupResource) -> bool {
+        self.find(&resource.group, &resource.resource)
+            .is_some_and(|r| !r.namespaced)
+    }
+}
+
+/// The current [`ResourceIndex`], shared by the relist, the request path
+/// and the object cache, and replaced whole by each API discovery. Cheap to
+/// clone; starts with the built-in resources.
+#[derive(Clone, Debug, Default)]
+pub struct KnownResources {
+    current: Arc<RwLock<Arc<ResourceIndex>>>,
+}
+
+impl KnownResources {
+    /// The index now (one `Arc` clone under a read lock).
+    #[must_use]
+    pub fn current(&self) -> Arc<ResourceIndex> {
+        self.current
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Replaces the index; returns true when it changed.
+    pub fn replace(&self, index: ResourceIndex) -> bool {
+        let mut current = self.current.write().unwrap_or_else(PoisonError::into_inner);
+        if **current == index {
+            return false;
+        }
+        *current = Arc::new(index);
+        true
     }
 }
 
@@ -358,6 +556,10 @@ pub struct ResourceMapper {
     by_resource: BTreeMap<GroupResource, String>,
     template: Option<Template>,
     template_regex: Option<(Regex, bool)>,
+    /// Labels the template matched, by the resource discovery resolved them
+    /// to: the template's singular comes from the heuristic in
+    /// [`singular`], which discovery's names can defeat (`leases` → `lease`).
+    learned: Arc<RwLock<BTreeMap<GroupResource, String>>>,
 }
 
 impl ResourceMapper {
@@ -389,6 +591,7 @@ impl ResourceMapper {
             by_resource,
             template,
             template_regex,
+            learned: Arc::default(),
         })
     }
 
@@ -405,6 +608,22 @@ impl ResourceMapper {
     /// No override and no template, or a template result that is not a label.
     pub fn label_for(&self, resource: &GroupResource) -> Result<String, NamingError> {
         if let Some(label) = self.by_resource.get(resource) {
+            return Ok(label.clone());
+        }
+        // An override naming a resource only discovery resolves is keyed as
+        // written (`ingress` in `networking.k8s.io`): match its singular.
+        let one = singular(resource);
+        if let Some((_, label)) = self.by_resource.iter().find(|(gr, _)| {
+            (gr.group == resource.group || gr.group.is_empty()) && gr.resource == one
+        }) {
+            return Ok(label.clone());
+        }
+        if let Some(label) = self
+            .learned
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(resource)
+        {
             return Ok(label.clone());
         }
         let Some(template) = &self.template else {
@@ -426,13 +645,16 @@ impl ResourceMapper {
         Ok(label)
     }
 
-    /// The resource a label stands for, if any. Template matches count only
-    /// when they name a known (built-in) resource, as upstream skips labels
-    /// its RESTMapper cannot resolve.
+    /// The resource a label stands for, if any, resolved through `known`
+    /// (built-in resources, or everything API discovery lists). Template
+    /// matches count only when they name a known resource, as upstream
+    /// skips labels its RESTMapper cannot resolve. A template match is
+    /// remembered for [`ResourceMapper::label_for`] when the label is not
+    /// what the singular heuristic would render (upstream caches the same).
     #[must_use]
-    pub fn resource_for(&self, label: &str) -> Option<GroupResource> {
+    pub fn resource_for(&self, label: &str, known: &ResourceIndex) -> Option<GroupResource> {
         if let Some(gr) = self.overrides.get(label) {
-            return Some(gr.clone());
+            return Some(known.normalize(&gr.group, &gr.resource));
         }
         let (re, has_group) = self.template_regex.as_ref()?;
         let caps = re.captures(label)?;
@@ -442,14 +664,14 @@ impl ResourceMapper {
         } else {
             ""
         };
-        let b = builtin_resource(group, resource).or_else(|| {
-            // Groups were sanitized (`.` → `_`) on the way in.
-            BUILTIN_RESOURCES.iter().find(|b| {
-                b.group.replace(['.', '-'], "_") == group
-                    && (b.singular == resource || b.plural == resource)
-            })
-        })?;
-        Some(b.group_resource())
+        let gr = known.find(group, resource)?.group_resource();
+        if singular(&gr) != resource {
+            self.learned
+                .write()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(gr.clone(), label.to_owned());
+        }
+        Some(gr)
     }
 
     /// The resources a series' labels stand for, and whether one of them is
@@ -458,10 +680,11 @@ impl ResourceMapper {
     pub fn resources_for_series<'a>(
         &self,
         labels: impl IntoIterator<Item = &'a str>,
+        known: &ResourceIndex,
     ) -> (BTreeSet<GroupResource>, bool) {
         let mut out = BTreeSet::new();
         for label in labels {
-            if let Some(gr) = self.resource_for(label) {
+            if let Some(gr) = self.resource_for(label, known) {
                 out.insert(gr);
             }
         }
@@ -900,7 +1123,8 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            m.resource_for(label).map(|g| g.to_string()),
+            m.resource_for(label, &ResourceIndex::builtin())
+                .map(|g| g.to_string()),
             want.map(str::to_owned)
         );
     }
@@ -916,7 +1140,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            m.resource_for("microservice"),
+            m.resource_for("microservice", &ResourceIndex::builtin()),
             Some(GroupResource::new("apps", "deployments"))
         );
         assert_eq!(
@@ -931,10 +1155,83 @@ mod tests {
                 .unwrap(),
             "kube_networking_k8s_io_ingress"
         );
-        let (res, ns) =
-            m.resources_for_series(["microservice", "team", "kube_apps_statefulset", "other"]);
+        let (res, ns) = m.resources_for_series(
+            ["microservice", "team", "kube_apps_statefulset", "other"],
+            &ResourceIndex::builtin(),
+        );
         assert!(ns);
         assert_eq!(res.len(), 3);
+    }
+
+    fn widgets_index() -> ResourceIndex {
+        ResourceIndex::with_discovered(vec![
+            ResourceInfo::v1("", "pods", "pod", "Pod", true),
+            ResourceInfo::v1("events.k8s.io", "events", "event", "Event", true),
+            ResourceInfo::v1("example.com", "widgets", "widget", "Widget", true),
+            ResourceInfo::v1("other.example.com", "widgets", "widget", "Widget", true),
+        ])
+    }
+
+    #[rstest]
+    #[case("", "widget", Some("widgets.example.com"))]
+    #[case("", "WIDGETS", Some("widgets.example.com"))]
+    #[case("other.example.com", "widget", Some("widgets.other.example.com"))]
+    #[case("other_example_com", "widget", Some("widgets.other.example.com"))]
+    #[case("other", "widgets", Some("widgets.other.example.com"))]
+    #[case("", "po", Some("pods"))]
+    #[case("", "deployment", Some("deployments.apps"))]
+    #[case("", "event", Some("events.events.k8s.io"))]
+    #[case("example.com", "gadget", None)]
+    #[case("", "Widget.example.com", None)]
+    fn discovered_lookup(#[case] group: &str, #[case] resource: &str, #[case] want: Option<&str>) {
+        assert_eq!(
+            widgets_index()
+                .find(group, resource)
+                .map(|r| r.group_resource().to_string()),
+            want.map(str::to_owned)
+        );
+    }
+
+    #[test]
+    fn overrides_and_templates_resolve_through_the_index() {
+        let m = ResourceMapper::new(
+            Some(parse_resource_template("<<.Resource>>").unwrap()),
+            &overrides(&[("w", "example.com", "widget")]),
+        )
+        .unwrap();
+        let index = widgets_index();
+        let builtin = ResourceIndex::builtin();
+        let widgets = GroupResource::new("example.com", "widgets");
+        assert_eq!(m.resource_for("w", &index), Some(widgets.clone()));
+        assert_eq!(m.resource_for("widget", &index), Some(widgets.clone()));
+        assert_eq!(m.resource_for("widget", &builtin), None);
+        // Back from the plural the request path names to the override label.
+        assert_eq!(m.label_for(&widgets).unwrap(), "w");
+        // The heuristic singular of `leases` is wrong; the label the
+        // template matched is used instead.
+        let leases = GroupResource::new("coordination.k8s.io", "leases");
+        let coordination = ResourceIndex::with_discovered(vec![ResourceInfo::v1(
+            "coordination.k8s.io",
+            "leases",
+            "lease",
+            "Lease",
+            true,
+        )]);
+        assert_eq!(m.label_for(&leases).unwrap(), "leas");
+        assert_eq!(m.resource_for("lease", &coordination), Some(leases.clone()));
+        assert_eq!(m.label_for(&leases).unwrap(), "lease");
+        let known = KnownResources::default();
+        assert_eq!(*known.current(), builtin);
+        assert!(known.replace(index.clone()));
+        assert!(!known.replace(index), "unchanged");
+        assert_eq!(
+            known.current().normalize("", "Widget"),
+            GroupResource::new("example.com", "widgets")
+        );
+        assert_eq!(
+            known.current().normalize("x.io", "Things"),
+            GroupResource::new("x.io", "things")
+        );
     }
 
     #[test]

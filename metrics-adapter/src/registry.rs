@@ -15,7 +15,7 @@ use axum::body::Bytes;
 use crate::api;
 use crate::config::{Config, Section};
 use crate::discovery::{self, CustomMetric};
-use crate::naming::{GroupResource, Series};
+use crate::naming::{GroupResource, KnownResources, Series};
 
 /// Where a served metric comes from: the rule (index into its section) and
 /// the Prometheus series name.
@@ -65,6 +65,7 @@ pub struct RuleState {
 #[derive(Debug)]
 pub struct Registry {
     config: Arc<Config>,
+    resources: KnownResources,
     rules: Mutex<Vec<RuleState>>,
     snapshot: RwLock<Arc<Snapshot>>,
 }
@@ -84,9 +85,17 @@ impl Registry {
     /// relist, but they are served from the start.
     #[must_use]
     pub fn new(config: Arc<Config>) -> Self {
+        Registry::with_resources(config, KnownResources::default())
+    }
+
+    /// An empty registry that maps series labels to the resources
+    /// `resources` knows (kept current by API discovery).
+    #[must_use]
+    pub fn with_resources(config: Arc<Config>, resources: KnownResources) -> Self {
         let n = config.rules.len() + config.external_rules.len();
         let registry = Registry {
             config,
+            resources,
             rules: Mutex::new(vec![RuleState::default(); n]),
             snapshot: RwLock::new(Arc::new(Snapshot::default())),
         };
@@ -98,6 +107,12 @@ impl Registry {
     #[must_use]
     pub fn config(&self) -> &Arc<Config> {
         &self.config
+    }
+
+    /// The resources series labels and request paths can name.
+    #[must_use]
+    pub fn resources(&self) -> &KnownResources {
+        &self.resources
     }
 
     /// Every rule in relist order (custom, then external).
@@ -151,7 +166,7 @@ impl Registry {
     /// Records a successful relist of one rule and republishes.
     pub fn update(&self, id: RuleId, series: &[Series], listed: usize) {
         let Some(rule) = self.rule(id) else { return };
-        let d = discovery::discover(rule, series);
+        let d = discovery::discover(rule, series, &self.resources.current());
         {
             let mut rules = self.rules.lock().unwrap_or_else(PoisonError::into_inner);
             let slot = self.slot(id);

@@ -595,13 +595,9 @@ async fn candidates(
         ));
     };
     let names = lister
-        .names(
-            resource,
-            namespace,
-            params.label_selector.as_deref().unwrap_or(""),
-        )
+        .names(resource, namespace, &selector)
         .await
-        .map_err(|e| Status::new(503, e.to_string()))?;
+        .map_err(|e| Status::new(e.status_code(), e.to_string()))?;
     Ok(Some(names))
 }
 

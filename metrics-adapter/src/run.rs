@@ -17,7 +17,7 @@ use crate::auth::{AccessReviewer, Auth, TokenReviewer};
 use crate::cache::{CacheOptions, ValueCache};
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::objects::ObjectLister;
+use crate::objects::{ObjectCache, ObjectMetrics};
 use crate::prom::{Client, ClientOptions, Verb};
 use crate::query::QueryOptions;
 use crate::registry::Registry;
@@ -25,6 +25,9 @@ use crate::server::{AppState, router};
 
 /// How long open requests may finish after a shutdown signal.
 const DRAIN: Duration = Duration::from_secs(10);
+
+/// How long startup waits for the first API discovery.
+const FIRST_DISCOVERY_WAIT: Duration = Duration::from_secs(10);
 
 /// How to reach Prometheus (prometheus-adapter's flags).
 #[derive(Clone, Debug, Args)]
@@ -219,9 +222,10 @@ pub struct Cli {
     #[arg(long, env = "TAILOR_AUTHORIZATION_WEBHOOK_CACHE_TTL", default_value = "10s", value_parser = parse_duration)]
     pub authorization_webhook_cache_ttl: Duration,
 
-    /// Use the Kubernetes API (in-cluster or kubeconfig) to find the objects
-    /// a labelSelector picks. Off, or with no configuration found, the
-    /// adapter runs from Prometheus alone.
+    /// Use the Kubernetes API (in-cluster or kubeconfig): API discovery maps
+    /// every resource it lists (not only the built-in ones), and a watch
+    /// cache finds the objects a labelSelector picks. Off, or with no
+    /// configuration found, the adapter runs from Prometheus alone.
     #[arg(long, env = "TAILOR_USE_KUBERNETES_API", default_value_t = true, action = clap::ArgAction::Set)]
     pub use_kubernetes_api: bool,
 
@@ -358,10 +362,6 @@ async fn serve_api(cli: Cli) -> anyhow::Result<()> {
     } else {
         None
     };
-    let objects = kube
-        .clone()
-        .filter(|_| cli.use_kubernetes_api)
-        .map(ObjectLister::new);
     let addr = SocketAddr::new(cli.bind_address, cli.secure_port);
     let listener = serve::bind(addr).await?;
 
@@ -369,6 +369,7 @@ async fn serve_api(cli: Cli) -> anyhow::Result<()> {
     shutdown.listen_for_signals()?;
     let mut registry = admin::component_registry("metrics-adapter");
     let metrics = Metrics::register(&mut registry);
+    let object_metrics = ObjectMetrics::register(&mut registry);
     let readiness = admin::Readiness::new();
     let liveness = admin::Liveness::new();
     let heartbeat = liveness.heartbeat(
@@ -385,8 +386,19 @@ async fn serve_api(cli: Cli) -> anyhow::Result<()> {
         DRAIN,
     ));
 
-    let served = Arc::new(Registry::new(config));
-    shutdown.spawn(crate::relist::run(
+    let resources = crate::naming::KnownResources::default();
+    let api_discovery = kube.clone().filter(|_| cli.use_kubernetes_api);
+    let served = Arc::new(Registry::with_resources(config, resources.clone()));
+    let objects = api_discovery.clone().map(|k| {
+        ObjectCache::new(
+            k,
+            resources.clone(),
+            crate::objects::CacheOptions::default(),
+            object_metrics,
+            shutdown.token(),
+        )
+    });
+    let relist = crate::relist::run(
         served.clone(),
         client.clone(),
         cli.metrics_relist_interval,
@@ -394,7 +406,21 @@ async fn serve_api(cli: Cli) -> anyhow::Result<()> {
         metrics.clone(),
         shutdown.token(),
         move || heartbeat.beat(),
-    ));
+    );
+    let (known, interval, token) = (
+        resources.clone(),
+        cli.metrics_relist_interval,
+        shutdown.token(),
+    );
+    shutdown.spawn(async move {
+        // API discovery first, so the first relist maps series to every
+        // resource; the API is served meanwhile.
+        if let Some(k) = api_discovery {
+            crate::apidiscovery::first(&k, &known, FIRST_DISCOVERY_WAIT).await;
+            tokio::spawn(crate::apidiscovery::run(k, known, interval, token));
+        }
+        relist.await;
+    });
     let cache = ValueCache::new(
         CacheOptions {
             ttl: cli.cache_ttl,

@@ -26,8 +26,8 @@ use crate::api::{self, ExternalValue, MetricValue, ObjectRef, Status};
 use crate::auth::Auth;
 use crate::cache::ValueCache;
 use crate::metrics::Metrics;
-use crate::naming::{self, GroupResource};
-use crate::objects::ObjectLister;
+use crate::naming::GroupResource;
+use crate::objects::ObjectCache;
 use crate::prom::Client;
 use crate::query::{self, CustomRequest, Objects, QueryOptions};
 use crate::registry::Registry;
@@ -51,9 +51,9 @@ pub struct AppState {
     pub metrics: Metrics,
     /// Authentication and authorization.
     pub auth: Arc<Auth>,
-    /// Lists objects for wildcard requests with a `labelSelector`; `None`
-    /// without Kubernetes API access.
-    pub objects: Option<ObjectLister>,
+    /// The objects wildcard requests with a `labelSelector` pick (metadata
+    /// watch cache); `None` without Kubernetes API access.
+    pub objects: Option<ObjectCache>,
     /// Query building knobs.
     pub query_options: QueryOptions,
 }
@@ -247,7 +247,8 @@ async fn api(State(state): State<Arc<AppState>>, req: Request<Body>) -> Response
             name,
             metric,
         } => {
-            let resource = naming::normalize(&resource.group, &resource.resource);
+            let resource = (state.registry.resources().current())
+                .normalize(&resource.group, &resource.resource);
             let label = format!("{resource}/{metric}");
             let served = snap
                 .custom
@@ -416,7 +417,7 @@ pub async fn custom_values(
             Objects::All
         }
         ObjectName::Wildcard => {
-            let Some(lister) = &state.objects else {
+            let Some(cache) = &state.objects else {
                 return Err(Status::new(
                     400,
                     format!(
@@ -425,14 +426,10 @@ pub async fn custom_values(
                     ),
                 ));
             };
-            names = lister
-                .names(
-                    resource,
-                    namespace.as_deref(),
-                    params.label_selector.as_deref().unwrap_or(""),
-                )
+            names = cache
+                .names(resource, namespace.as_deref(), &label_selector)
                 .await
-                .map_err(|e| Status::new(503, e.to_string()))?;
+                .map_err(|e| Status::new(e.status_code(), e.to_string()))?;
             Objects::Named(&names)
         }
     };
@@ -460,7 +457,8 @@ pub async fn custom_values(
         });
     };
     let entry = fetch(state, &built.promql, &format!("{resource}/{metric}")).await?;
-    let (kind, api_version) = api::kind_of(resource);
+    let (kind, api_version) = (state.registry.resources().current().kind_of(resource))
+        .unwrap_or_else(|| api::kind_of(resource));
     let mut by_name: BTreeMap<&str, MetricValue> = BTreeMap::new();
     for s in &entry.samples {
         let Some(obj) = s.labels.get(&built.resource_label) else {
