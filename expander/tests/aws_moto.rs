@@ -292,10 +292,7 @@ async fn launch_templates_without_overrides_give_the_instance_type() {
     // Priced and shaped from those types: `price` picks a group, and the
     // report names each group's type.
     let mut c = controller(&moto, &["--dry-run", "--expander", "price"]);
-    let report = c
-        .iteration(&pending(pods(2, 3000)), 0)
-        .await
-        .unwrap();
+    let report = c.iteration(&pending(pods(2, 3000)), 0).await.unwrap();
     assert!(report.template_errors.is_empty(), "{report:?}");
     let reported: Vec<Option<&str>> = report
         .groups
@@ -467,10 +464,7 @@ async fn dry_run_changes_nothing() {
     )
     .await;
     let mut c = controller(&moto, &["--dry-run"]);
-    let report = c
-        .iteration(&pending(pods(2, 1000)), 0)
-        .await
-        .unwrap();
+    let report = c.iteration(&pending(pods(2, 1000)), 0).await.unwrap();
     assert_eq!(report.plan.scale_up.as_ref().map(|u| u.to), Some(1));
     assert_eq!(report.applied, None);
     assert!(report.dry_run);
