@@ -1,17 +1,21 @@
-//! A full decision over 100 options × 1,000 pending pods, conversion included:
-//! protobuf decode of every pod and template node, conversion to the core's
-//! types, and the chain. Every option lists all 1,000 pods (100,000 pod
-//! entries), the worst case of CA's request, where a pod appears under every
-//! option it fits.
+//! A full decision over 100 options × 1,000 pending pods, conversion included.
+//! `request/*` is the gRPC call as the server sees it once TLS and HTTP/2 are
+//! off: the encoded `BestOptionsRequest` in, the encoded reply out (protobuf
+//! decode of the request, of every pod and template node, conversion to the
+//! core's types, the chain, encoding the reply). Every option lists all 1,000
+//! pods (100,000 pod entries), the worst case of CA's request, where a pod
+//! appears under every option it fits.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use prost::Message;
 use serde_json::{Value, json};
 use std::hint::black_box;
 use std::sync::Arc;
 use tailor_core::catalog::{Catalog, TypeFilter};
 use tailor_core::expander::ChainConfig;
 use tailor_expander::Expander;
+use tailor_expander::grpc::proto::BestOptionsRequest;
 use tailor_expander::grpc::{ExpanderService, Metrics};
 use tailor_expander::request::DecideRequest;
 use tailor_expander::wire::request_to_proto;
@@ -103,6 +107,14 @@ fn bench(c: &mut Criterion) {
         let expander = Arc::new(Expander::new(chain, &config, 0, 50).unwrap());
         let service = ExpanderService::new(expander.clone(), Metrics::default());
         assert!(!service.decide(&proto).unwrap().is_empty());
+        let encoded = prost::bytes::Bytes::from(proto.encode_to_vec());
+        eprintln!("{chain}: request of {} bytes", encoded.len());
+        group.bench_function(format!("request/{chain}"), |b| {
+            b.iter(|| {
+                let request = BestOptionsRequest::decode(black_box(encoded.clone())).unwrap();
+                service.answer(request).encode_to_vec()
+            })
+        });
         group.bench_function(format!("grpc/{chain}"), |b| {
             b.iter(|| service.decide(black_box(&proto)).unwrap())
         });

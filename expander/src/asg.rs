@@ -4,13 +4,15 @@
 //!
 //! Actions called: `autoscaling:DescribeAutoScalingGroups`,
 //! `autoscaling:DescribeLaunchConfigurations` (only for groups launched
-//! from a launch configuration) and `autoscaling:SetDesiredCapacity`.
+//! from a launch configuration), `ec2:DescribeLaunchTemplateVersions` (only
+//! for groups whose launch template names the instance type, without
+//! mixed-instances overrides) and `autoscaling:SetDesiredCapacity`.
 
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_autoscaling::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
-use aws_sdk_autoscaling::types::{AutoScalingGroup, Filter};
+use aws_sdk_autoscaling::types::{AutoScalingGroup, Filter, LaunchTemplateSpecification};
 use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
@@ -172,21 +174,78 @@ pub fn retry_config(max_attempts: u32) -> RetryConfig {
         .with_max_backoff(Duration::from_secs(20))
 }
 
-/// An Auto Scaling client.
+/// An Auto Scaling client, with EC2 for launch templates.
 #[derive(Clone, Debug)]
 pub struct AsgClient {
     client: aws_sdk_autoscaling::Client,
+    ec2: aws_sdk_ec2::Client,
 }
 
 fn count(v: Option<i32>) -> u32 {
     v.and_then(|n| u32::try_from(n).ok()).unwrap_or(0)
 }
 
+/// A launch template as a group names it, and the version it launches.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TemplateRef {
+    /// `LaunchTemplateId` (preferred when AWS gives both).
+    pub id: Option<String>,
+    /// `LaunchTemplateName`.
+    pub name: Option<String>,
+    /// `$Default`, `$Latest` or a version number; AWS's default is `$Default`.
+    pub version: String,
+}
+
+impl std::fmt::Display for TemplateRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let which = self.id.as_deref().or(self.name.as_deref()).unwrap_or("?");
+        write!(f, "launch template {which} version {}", self.version)
+    }
+}
+
+fn template_ref(spec: &LaunchTemplateSpecification) -> Option<TemplateRef> {
+    let id = spec.launch_template_id().filter(|s| !s.is_empty());
+    let name = spec.launch_template_name().filter(|s| !s.is_empty());
+    if id.is_none() && name.is_none() {
+        return None;
+    }
+    Some(TemplateRef {
+        id: id.map(str::to_owned),
+        name: name.map(str::to_owned),
+        version: spec
+            .version()
+            .filter(|v| !v.is_empty())
+            .unwrap_or("$Default")
+            .to_owned(),
+    })
+}
+
+/// The launch template whose instance type a group launches, when nothing
+/// the group itself says names the type: no mixed-instances override and no
+/// launch configuration. The group's own template, else the one of its
+/// mixed-instances policy.
+pub fn template_to_read(g: &AutoScalingGroup) -> Option<TemplateRef> {
+    let mip = g.mixed_instances_policy();
+    let overrides = mip
+        .and_then(|m| m.launch_template())
+        .is_some_and(|lt| lt.overrides().iter().any(|o| o.instance_type().is_some()));
+    if overrides || g.launch_configuration_name().is_some() {
+        return None;
+    }
+    g.launch_template()
+        .or_else(|| mip?.launch_template()?.launch_template_specification())
+        .and_then(template_ref)
+}
+
+/// What a launch template version says, or why it could not be read.
+pub type TemplateTypes = HashMap<TemplateRef, Result<String, String>>;
+
 /// Flattens one group; `launch_config_types` maps launch configurations to
-/// their instance types.
+/// their instance types, `template_types` launch templates to theirs.
 fn describe(
     g: &AutoScalingGroup,
     launch_config_types: &HashMap<String, String>,
+    template_types: &TemplateTypes,
 ) -> Result<AsgDescription, AwsError> {
     let name = g.auto_scaling_group_name().unwrap_or_default().to_owned();
     let malformed = |reason| AwsError::Malformed {
@@ -223,9 +282,19 @@ fn describe(
     {
         instance_types.push(t.clone());
     }
+    let mut launch_template_error = None;
+    if instance_types.is_empty()
+        && let Some(r) = template_to_read(g)
+    {
+        match template_types.get(&r) {
+            Some(Ok(t)) => instance_types.push(t.clone()),
+            Some(Err(e)) => launch_template_error = Some(format!("{r}: {e}")),
+            None => {}
+        }
+    }
     if instance_types.is_empty() {
-        // A launch template without overrides: the running instances say
-        // what it launches (reading the template would need EC2 permissions).
+        // Nothing names the type (say, attribute-based instance
+        // requirements): the running instances say what the group launches.
         let mut seen = BTreeSet::new();
         for i in g.instances() {
             if let Some(t) = i.instance_type()
@@ -260,6 +329,7 @@ fn describe(
             .filter_map(|i| i.instance_id().map(str::to_owned))
             .collect(),
         zones: g.availability_zones().to_vec(),
+        launch_template_error,
     })
 }
 
@@ -269,13 +339,17 @@ impl AsgClient {
     pub fn new(config: &SdkConfig) -> AsgClient {
         AsgClient {
             client: aws_sdk_autoscaling::Client::new(config),
+            ec2: aws_sdk_ec2::Client::new(config),
         }
     }
 
-    /// Wraps an existing SDK client.
+    /// Wraps existing SDK clients.
     #[must_use]
-    pub fn from_client(client: aws_sdk_autoscaling::Client) -> AsgClient {
-        AsgClient { client }
+    pub fn from_clients(
+        client: aws_sdk_autoscaling::Client,
+        ec2: aws_sdk_ec2::Client,
+    ) -> AsgClient {
+        AsgClient { client, ec2 }
     }
 
     /// The groups tagged `k8s.io/cluster-autoscaler/enabled` and
@@ -314,9 +388,11 @@ impl AsgClient {
             .into_iter()
             .collect();
         let launch_config_types = self.launch_configuration_types(names).await?;
+        let templates: BTreeSet<TemplateRef> = groups.iter().filter_map(template_to_read).collect();
+        let template_types = self.launch_template_types(templates).await?;
         let mut out = groups
             .iter()
-            .map(|g| describe(g, &launch_config_types))
+            .map(|g| describe(g, &launch_config_types, &template_types))
             .collect::<Result<Vec<_>, _>>()?;
         out.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(out)
@@ -345,6 +421,41 @@ impl AsgClient {
                     }
                 }
             }
+        }
+        Ok(out)
+    }
+
+    /// The instance type of each launch template version, as CA reads it.
+    /// AWS refusing one template (deleted, no permission) is that template's
+    /// error, kept for the group's report; throttling and transport errors
+    /// end the discovery, as for the other calls.
+    async fn launch_template_types(
+        &self,
+        templates: BTreeSet<TemplateRef>,
+    ) -> Result<TemplateTypes, AwsError> {
+        const OP: &str = "DescribeLaunchTemplateVersions";
+        let mut out = HashMap::with_capacity(templates.len());
+        for t in templates {
+            // The API takes an id or a name, not both.
+            let mut call = self.ec2.describe_launch_template_versions();
+            call = match &t.id {
+                Some(id) => call.launch_template_id(id),
+                None => call.set_launch_template_name(t.name.clone()),
+            };
+            let answer = match call.versions(&t.version).send().await {
+                Ok(output) => output
+                    .launch_template_versions()
+                    .first()
+                    .and_then(|v| v.launch_template_data())
+                    .and_then(|d| d.instance_type())
+                    .map(|i| i.as_str().to_owned())
+                    .ok_or_else(|| "names no instance type".to_owned()),
+                Err(e) => match AwsError::from_sdk(OP, e) {
+                    e @ AwsError::Service { .. } => Err(e.to_string()),
+                    e => return Err(e),
+                },
+            };
+            out.insert(t, answer);
         }
         Ok(out)
     }
@@ -426,7 +537,7 @@ mod tests {
             .instances(instance("i-1", "m5.large"))
             .build();
         let lc = HashMap::from([("ignored".to_owned(), "c5.large".to_owned())]);
-        let d = describe(&g, &lc).unwrap();
+        let d = describe(&g, &lc, &TemplateTypes::new()).unwrap();
         assert_eq!(d.instance_types, ["m6i.large", "m5.large"]);
         assert!(d.spot);
         assert_eq!((d.min_size, d.desired, d.max_size), (1, 2, 5));
@@ -438,19 +549,95 @@ mod tests {
     fn launch_configuration_then_running_instances() {
         let lc = HashMap::from([("lc".to_owned(), "c5.large".to_owned())]);
         let g = base("a").launch_configuration_name("lc").build();
-        assert_eq!(describe(&g, &lc).unwrap().instance_types, ["c5.large"]);
+        assert_eq!(
+            describe(&g, &lc, &TemplateTypes::new())
+                .unwrap()
+                .instance_types,
+            ["c5.large"]
+        );
         let g = base("b")
             .instances(instance("i-1", "r5.large"))
             .instances(instance("i-2", "r5.large"))
             .build();
-        let d = describe(&g, &lc).unwrap();
+        let d = describe(&g, &lc, &TemplateTypes::new()).unwrap();
         assert_eq!(d.instance_types, ["r5.large"]);
         assert!(!d.spot);
         let g = base("c").max_size(0).build();
-        let err = describe(&g, &lc).unwrap_err();
+        let err = describe(&g, &lc, &TemplateTypes::new()).unwrap_err();
         assert_eq!(
             err.to_string(),
             "DescribeAutoScalingGroups: Auto Scaling group \"c\": MinSize, MaxSize or DesiredCapacity out of order"
+        );
+    }
+
+    fn spec(name: &str, version: Option<&str>) -> LaunchTemplateSpecification {
+        LaunchTemplateSpecification::builder()
+            .launch_template_name(name)
+            .set_version(version.map(str::to_owned))
+            .build()
+    }
+
+    fn mixed_policy(
+        template: LaunchTemplateSpecification,
+        instance_type: Option<&str>,
+    ) -> MixedInstancesPolicy {
+        let mut lt = LaunchTemplate::builder().launch_template_specification(template);
+        if let Some(t) = instance_type {
+            lt = lt.overrides(LaunchTemplateOverrides::builder().instance_type(t).build());
+        }
+        MixedInstancesPolicy::builder()
+            .launch_template(lt.build())
+            .build()
+    }
+
+    #[test]
+    fn launch_templates_are_read_only_when_nothing_else_names_the_type() {
+        let plain = base("plain").launch_template(spec("nodes", None)).build();
+        let wanted = TemplateRef {
+            id: None,
+            name: Some("nodes".into()),
+            version: "$Default".into(),
+        };
+        assert_eq!(template_to_read(&plain), Some(wanted.clone()));
+        assert_eq!(wanted.to_string(), "launch template nodes version $Default");
+        // A mixed-instances policy without overrides launches its template's type.
+        let mixed = base("mixed")
+            .mixed_instances_policy(mixed_policy(spec("spot", Some("$Latest")), None))
+            .build();
+        assert_eq!(
+            template_to_read(&mixed).map(|r| (r.name, r.version)),
+            Some((Some("spot".into()), "$Latest".into()))
+        );
+        // Overrides or a launch configuration name the type already.
+        let overridden = base("o")
+            .mixed_instances_policy(mixed_policy(spec("spot", Some("3")), Some("m5.large")))
+            .build();
+        assert_eq!(template_to_read(&overridden), None);
+        let lc = base("lc").launch_configuration_name("lc").build();
+        assert_eq!(template_to_read(&lc), None);
+
+        let lcs = HashMap::new();
+        let mut types = TemplateTypes::new();
+        types.insert(wanted.clone(), Ok("c6i.xlarge".into()));
+        let d = describe(&plain, &lcs, &types).unwrap();
+        assert_eq!(d.instance_types, ["c6i.xlarge"]);
+        assert_eq!(d.launch_template_error, None);
+        // A template AWS refused: the running instances, and the reason kept.
+        types.insert(
+            wanted,
+            Err("DescribeLaunchTemplateVersions: AWS answered X: y".into()),
+        );
+        let running = base("plain")
+            .launch_template(spec("nodes", None))
+            .instances(instance("i-1", "r5.large"))
+            .build();
+        let d = describe(&running, &lcs, &types).unwrap();
+        assert_eq!(d.instance_types, ["r5.large"]);
+        assert_eq!(
+            d.launch_template_error.as_deref(),
+            Some(
+                "launch template nodes version $Default: DescribeLaunchTemplateVersions: AWS answered X: y"
+            )
         );
     }
 

@@ -722,6 +722,7 @@ mod tests {
             tags: BTreeMap::new(),
             instance_ids: ids.iter().map(|s| (*s).to_owned()).collect(),
             zones: vec![],
+            launch_template_error: None,
         }
     }
 

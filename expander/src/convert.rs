@@ -1,11 +1,13 @@
 //! Kubernetes `Pod` and `Node` objects → the scheduling view the expanders use.
 //!
 //! Two sources carry the same objects: the JSON types of `k8s-openapi` (the
-//! `decide` request file) and the protobuf types of `k8s-pb` (Cluster
-//! Autoscaler's gRPC request). Each is first borrowed into a source-neutral
+//! `decide` request file) and protobuf (Cluster Autoscaler's gRPC request:
+//! pods decoded with the lean messages of [`crate::lean`], template nodes
+//! with `k8s-pb`). Each is first borrowed into a source-neutral
 //! view of the fields that matter, so the rules (requests, init containers,
 //! overhead, tolerations, affinity, capacity type) live in one place.
 
+use crate::lean;
 use k8s_openapi::api::core::v1 as json;
 use k8s_pb::api::core::v1 as pb;
 use std::collections::BTreeMap;
@@ -98,8 +100,8 @@ pub fn pod_from_json(pod: &json::Pod) -> Result<PodRequest, ConvertError> {
     pod_request(json_pod_parts(pod))
 }
 
-/// A pending pod from its protobuf (`k8s-pb`) form.
-pub fn pod_from_pb(pod: &pb::Pod) -> Result<PodRequest, ConvertError> {
+/// A pending pod from its protobuf form ([`lean::Pod`]).
+pub fn pod_from_pb(pod: &lean::Pod) -> Result<PodRequest, ConvertError> {
     pod_request(pb_pod_parts(pod))
 }
 
@@ -131,7 +133,7 @@ fn json_pair(
     [get("cpu"), get("memory")]
 }
 
-fn pb_pair(map: &BTreeMap<String, k8s_pb::apimachinery::pkg::api::resource::Quantity>) -> Pair<'_> {
+fn pb_pair(map: &BTreeMap<String, lean::Quantity>) -> Pair<'_> {
     let get = |k: &str| map.get(k).map(|q| q.string.as_deref().unwrap_or(""));
     [get("cpu"), get("memory")]
 }
@@ -145,7 +147,7 @@ fn json_container(c: &json::Container) -> ContainerParts<'_> {
     }
 }
 
-fn pb_container(c: &pb::Container) -> ContainerParts<'_> {
+fn pb_container(c: &lean::Container) -> ContainerParts<'_> {
     let r = c.resources.as_ref();
     ContainerParts {
         requests: r.map_or([None, None], |r| pb_pair(&r.requests)),
@@ -228,7 +230,7 @@ fn json_pod_parts(pod: &json::Pod) -> PodParts<'_> {
     }
 }
 
-fn pb_pod_parts(pod: &pb::Pod) -> PodParts<'_> {
+fn pb_pod_parts(pod: &lean::Pod) -> PodParts<'_> {
     let meta = pod.metadata.as_ref();
     let name = qualified_name(
         meta.and_then(|m| m.namespace.as_deref()),
@@ -708,10 +710,16 @@ mod tests {
         json!({"name": "c", "resources": {"requests": requests}})
     }
 
+    /// A JSON pod through the wire: k8s-pb encodes, the lean messages decode.
+    fn lean_pod(p: &json::Pod) -> lean::Pod {
+        use prost::Message as _;
+        lean::Pod::decode(pod_to_pb(p).encode_to_vec().as_slice()).unwrap()
+    }
+
     /// Converts through both sources and checks they agree.
     fn both(p: &json::Pod) -> Result<PodRequest, ConvertError> {
         let from_json = pod_from_json(p);
-        let from_pb = pod_from_pb(&pod_to_pb(p));
+        let from_pb = pod_from_pb(&lean_pod(p));
         assert_eq!(from_json, from_pb, "JSON and protobuf conversions differ");
         from_json
     }

@@ -4,6 +4,7 @@
 use crate::convert::{self, ConvertError};
 use crate::engine::{DecideError, Request, node_count};
 use crate::grpc::proto;
+use crate::lean;
 use k8s_openapi::api::core::v1 as json;
 use prost::Message;
 use serde::Deserialize;
@@ -144,11 +145,10 @@ impl DecideRequest {
 }
 
 /// A fast, non-cryptographic hash of whole pod encodings (FxHash's
-/// rotate-xor-multiply over 8-byte words). SipHash over 100,000 entries of a
-/// few hundred bytes each was most of a 100 × 1,000 request; equal hashes are
-/// still confirmed by comparing the bytes. Requests come from Cluster
-/// Autoscaler over mutually authenticated TLS, so collision flooding is not
-/// a concern.
+/// rotate-xor-multiply over 8-byte words), for pods met out of order (see
+/// [`Pods`]). Equal hashes are still confirmed by comparing the bytes.
+/// Requests come from Cluster Autoscaler over mutually authenticated TLS, so
+/// collision flooding is not a concern.
 #[derive(Default)]
 struct WordHasher(u64);
 
@@ -186,36 +186,89 @@ fn chain_view(pod: &PodRequest) -> PodRequest {
     }
 }
 
-/// Converts a gRPC request. Pods are decoded and converted once per distinct
-/// encoding (CA lists the same pending pod under every option it fits), and
-/// each option carries only what the chain reads of them ([`chain_view`]).
+/// The distinct pod encodings of one request, each decoded and converted once.
+///
+/// Cluster Autoscaler builds every option from the same list of pending
+/// pods, so the options list the same pods in the same relative order (an
+/// option leaves out the pods that do not fit its group). A repeat is
+/// therefore found by comparing the bytes with one guess — the pod that
+/// followed the previous pod where that one was last listed — which costs a
+/// length check and a `memcmp` and no hashing; a pod met out of that order
+/// is looked up in a map over whole encodings. Either way a pod is reused
+/// only when its bytes are identical, so the answer is what decoding every
+/// entry would give.
+#[derive(Default)]
+struct Pods<'a> {
+    by_bytes: HashMap<&'a [u8], usize, BuildHasherDefault<WordHasher>>,
+    /// The first encoding of each distinct pod.
+    encodings: Vec<&'a [u8]>,
+    /// What the chain reads of each distinct pod.
+    views: Vec<PodRequest>,
+    /// Distinct pod → the pod after it where it was last listed.
+    next: Vec<Option<usize>>,
+}
+
+impl<'a> Pods<'a> {
+    /// The distinct pod `bytes` encodes, decoding it if it is new; `guess`
+    /// is tried first.
+    fn find(
+        &mut self,
+        bytes: &'a [u8],
+        guess: Option<usize>,
+        what: impl FnOnce() -> (usize, usize),
+        id: &str,
+    ) -> Result<usize, RequestError> {
+        if let Some(g) = guess
+            && self.encodings[g] == bytes
+        {
+            return Ok(g);
+        }
+        if let Some(&k) = self.by_bytes.get(bytes) {
+            return Ok(k);
+        }
+        let (option, index) = what();
+        let pod = lean::Pod::decode(bytes).map_err(|error| RequestError::Decode {
+            what: format!("options[{option}].pod[{index}]"),
+            error,
+        })?;
+        let p = convert::pod_from_pb(&pod).map_err(|error| RequestError::Pod {
+            option,
+            id: id.to_owned(),
+            index,
+            error: Box::new(error),
+        })?;
+        let k = self.views.len();
+        self.by_bytes.insert(bytes, k);
+        self.encodings.push(bytes);
+        self.views.push(chain_view(&p));
+        self.next.push(None);
+        Ok(k)
+    }
+}
+
+/// Converts a gRPC request. Pods are decoded (with the lean messages of
+/// [`lean`]) and converted once per distinct encoding ([`Pods`]), and each
+/// option carries only what the chain reads of them ([`chain_view`]).
 pub fn from_proto(request: &proto::BestOptionsRequest) -> Result<Request, RequestError> {
-    let mut seen: HashMap<&[u8], usize, BuildHasherDefault<WordHasher>> = HashMap::default();
-    let mut distinct: Vec<PodRequest> = Vec::new();
+    let mut distinct = Pods::default();
     let mut options = Vec::with_capacity(request.options.len());
+    // The first pod of the previous option: the guess for this one's first.
+    let mut first = None;
     for (i, o) in request.options.iter().enumerate() {
         let mut pods = Vec::with_capacity(o.pod.len());
+        let mut previous: Option<usize> = None;
         for (index, bytes) in o.pod.iter().enumerate() {
-            if let Some(&k) = seen.get(bytes.as_ref()) {
-                pods.push(distinct[k].clone());
-                continue;
+            let guess = match previous {
+                Some(p) => distinct.next[p],
+                None => first,
+            };
+            let k = distinct.find(bytes, guess, || (i, index), &o.node_group_id)?;
+            match previous {
+                Some(p) => distinct.next[p] = Some(k),
+                None => first = Some(k),
             }
-            let pod = k8s_pb::api::core::v1::Pod::decode(bytes.as_ref()).map_err(|error| {
-                RequestError::Decode {
-                    what: format!("options[{i}].pod[{index}]"),
-                    error,
-                }
-            })?;
-            let p = convert::pod_from_pb(&pod).map_err(|error| RequestError::Pod {
-                option: i,
-                id: o.node_group_id.clone(),
-                index,
-                error: Box::new(error),
-            })?;
-            let view = chain_view(&p);
-            seen.insert(bytes.as_ref(), distinct.len());
-            distinct.push(view.clone());
-            pods.push(view);
+            previous = Some(k);
+            pods.push(distinct.views[k].clone());
         }
         options.push(ExpansionOption {
             node_group_id: o.node_group_id.clone(),
@@ -264,6 +317,56 @@ mod tests {
             }
             assert_eq!(from_json, from_pb, "{name}");
             assert!(from_json.options.iter().all(|o| !o.pods.is_empty()));
+        }
+    }
+
+    /// A pool of distinct pods and a template node, as JSON.
+    fn pool() -> (Vec<json::Pod>, json::Node) {
+        let pods = (0..4)
+            .map(|i| {
+                serde_json::from_value(serde_json::json!({
+                    "metadata": {"name": format!("p{i}"), "namespace": "ns"},
+                    "spec": {"priority": i, "containers": [{"name": "c", "resources":
+                        {"requests": {"cpu": format!("{}m", 100 * (i + 1)), "memory": "64Mi"}}}]}
+                }))
+                .unwrap()
+            })
+            .collect();
+        let node = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "t"},
+            "status": {"capacity": {"cpu": "4", "memory": "8Gi"}}
+        }))
+        .unwrap();
+        (pods, node)
+    }
+
+    proptest::proptest! {
+        /// Whatever order and repeats the options list pods in, the gRPC
+        /// path reads each entry as the JSON path does.
+        #[test]
+        fn pods_in_any_order_read_as_listed(
+            lists in proptest::collection::vec(proptest::collection::vec(0..4usize, 0..7), 1..6)
+        ) {
+            let (pods, node) = pool();
+            let file = DecideRequest {
+                options: lists
+                    .iter()
+                    .enumerate()
+                    .map(|(i, list)| OptionIn {
+                        node_group_id: format!("g{i}"),
+                        node_count: 1,
+                        pods: list.iter().map(|&k| pods[k].clone()).collect(),
+                        debug: String::new(),
+                        similar_node_group_ids: Vec::new(),
+                    })
+                    .collect(),
+                node_map: (0..lists.len()).map(|i| (format!("g{i}"), node.clone())).collect(),
+            };
+            let mut from_json = file.to_request().unwrap();
+            for o in &mut from_json.options {
+                o.pods = o.pods.iter().map(chain_view).collect();
+            }
+            proptest::prop_assert_eq!(from_json, from_proto(&request_to_proto(&file)).unwrap());
         }
     }
 

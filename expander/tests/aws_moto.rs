@@ -3,7 +3,10 @@
 //! named; and `tailor-expander aws --dry-run` end to end.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use aws_sdk_autoscaling::types::Tag;
+use aws_sdk_autoscaling::types::{
+    LaunchTemplate, LaunchTemplateSpecification, MixedInstancesPolicy, Tag,
+};
+use aws_sdk_ec2::types::{InstanceType, RequestLaunchTemplateData};
 use clap::Parser as _;
 use serde_json::{Value, json};
 use std::path::PathBuf;
@@ -100,6 +103,14 @@ fn controller(moto: &Moto, extra: &[&str]) -> Controller {
     .unwrap()
 }
 
+/// A cluster with only these pending pods.
+fn pending(pods: Vec<PodRequest>) -> Snapshot {
+    Snapshot {
+        pending: pods,
+        ..Snapshot::default()
+    }
+}
+
 fn pods(n: usize, cpu_millis: i64) -> Vec<PodRequest> {
     (0..n)
         .map(|i| PodRequest::new(format!("shop/web-{i}"), Resources::new(cpu_millis, GIB)))
@@ -166,6 +177,181 @@ async fn discovers_groups_by_both_tags_with_their_templates() {
     assert_eq!(report.groups.len(), 2);
     assert_eq!(report.groups[1].instance_type.as_deref(), Some("m5.xlarge"));
     assert_eq!(report.plan.scale_up, None);
+}
+
+/// A launch template with `instance_type`; returns its id.
+async fn launch_template(ec2: &aws_sdk_ec2::Client, name: &str, instance_type: &str) -> String {
+    let out = ec2
+        .create_launch_template()
+        .launch_template_name(name)
+        .launch_template_data(
+            RequestLaunchTemplateData::builder()
+                .image_id("ami-12c6146b")
+                .instance_type(InstanceType::from(instance_type))
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    out.launch_template()
+        .unwrap()
+        .launch_template_id()
+        .unwrap()
+        .to_owned()
+}
+
+/// A group launched from a launch template at `version`, no instances.
+async fn template_group(
+    asg: &aws_sdk_autoscaling::Client,
+    name: &str,
+    template: LaunchTemplateSpecification,
+) {
+    asg.create_auto_scaling_group()
+        .auto_scaling_group_name(name)
+        .launch_template(template)
+        .min_size(0)
+        .max_size(10)
+        .desired_capacity(0)
+        .availability_zones("us-east-1a")
+        .tags(tag(ENABLED.0, ENABLED.1))
+        .tags(tag(OWNED.0, OWNED.1))
+        .send()
+        .await
+        .unwrap();
+}
+
+/// Groups launched from plain launch templates (no overrides, no instances
+/// yet) get the type of the template version they name, read from EC2 as CA
+/// reads it, and are priced from it.
+#[tokio::test]
+async fn launch_templates_without_overrides_give_the_instance_type() {
+    let moto = Moto::start().await.unwrap();
+    let asg = moto.autoscaling_client();
+    let ec2 = aws_sdk_ec2::Client::new(&moto.sdk_config());
+    let id = launch_template(&ec2, "nodes", "m5.xlarge").await;
+    // Version 2 launches another type; the default stays version 1.
+    ec2.create_launch_template_version()
+        .launch_template_id(&id)
+        .launch_template_data(
+            RequestLaunchTemplateData::builder()
+                .instance_type(InstanceType::from("c6i.xlarge"))
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let spec = |version: Option<&str>| {
+        LaunchTemplateSpecification::builder()
+            .launch_template_name("nodes")
+            .set_version(version.map(str::to_owned))
+            .build()
+    };
+    template_group(&asg, "prod-default", spec(None)).await;
+    template_group(&asg, "prod-latest", spec(Some("$Latest"))).await;
+    template_group(&asg, "prod-v1", spec(Some("1"))).await;
+    // The same template through a mixed-instances policy without overrides.
+    asg.create_auto_scaling_group()
+        .auto_scaling_group_name("prod-mixed")
+        .mixed_instances_policy(
+            MixedInstancesPolicy::builder()
+                .launch_template(
+                    LaunchTemplate::builder()
+                        .launch_template_specification(spec(Some("2")))
+                        .build(),
+                )
+                .build(),
+        )
+        .min_size(0)
+        .max_size(10)
+        .desired_capacity(0)
+        .availability_zones("us-east-1a")
+        .tags(tag(ENABLED.0, ENABLED.1))
+        .tags(tag(OWNED.0, OWNED.1))
+        .send()
+        .await
+        .unwrap();
+    let found = AsgClient::new(&moto.sdk_config())
+        .discover(CLUSTER)
+        .await
+        .unwrap();
+    let types: Vec<(&str, &[String])> = found
+        .iter()
+        .map(|g| (g.name.as_str(), g.instance_types.as_slice()))
+        .collect();
+    assert_eq!(
+        types,
+        [
+            ("prod-default", &["m5.xlarge".to_owned()][..]),
+            ("prod-latest", &["c6i.xlarge".to_owned()][..]),
+            ("prod-mixed", &["c6i.xlarge".to_owned()][..]),
+            ("prod-v1", &["m5.xlarge".to_owned()][..]),
+        ]
+    );
+    assert!(found.iter().all(|g| g.launch_template_error.is_none()));
+
+    // Priced and shaped from those types: `price` picks a group, and the
+    // report names each group's type.
+    let mut c = controller(&moto, &["--dry-run", "--expander", "price"]);
+    let report = c.iteration(&pending(pods(2, 3000)), 0).await.unwrap();
+    assert!(report.template_errors.is_empty(), "{report:?}");
+    let reported: Vec<Option<&str>> = report
+        .groups
+        .iter()
+        .map(|g| g.instance_type.as_deref())
+        .collect();
+    assert_eq!(
+        reported,
+        [
+            Some("m5.xlarge"),
+            Some("c6i.xlarge"),
+            Some("c6i.xlarge"),
+            Some("m5.xlarge")
+        ]
+    );
+    let up = report.plan.scale_up.expect("a scale-up");
+    assert!(
+        ["prod-latest", "prod-mixed"].contains(&up.group.as_str()),
+        "c6i.xlarge is cheaper than m5.xlarge: {up:?}"
+    );
+}
+
+/// A template EC2 does not know: the group is left out, and its error says
+/// which template and what EC2 answered.
+#[tokio::test]
+async fn a_missing_launch_template_is_named() {
+    let moto = Moto::start().await.unwrap();
+    let asg = moto.autoscaling_client();
+    let ec2 = aws_sdk_ec2::Client::new(&moto.sdk_config());
+    launch_template(&ec2, "gone", "m5.xlarge").await;
+    template_group(
+        &asg,
+        "prod-gone",
+        LaunchTemplateSpecification::builder()
+            .launch_template_name("gone")
+            .version("$Latest")
+            .build(),
+    )
+    .await;
+    ec2.delete_launch_template()
+        .launch_template_name("gone")
+        .send()
+        .await
+        .unwrap();
+    let mut c = controller(&moto, &["--dry-run"]);
+    let report = c.iteration(&Snapshot::default(), 0).await.unwrap();
+    assert!(report.groups.is_empty(), "{report:?}");
+    let [error] = report.template_errors.as_slice() else {
+        panic!("{report:?}");
+    };
+    assert!(
+        error.starts_with("Auto Scaling group \"prod-gone\": no instance type found"),
+        "{error}"
+    );
+    assert!(
+        error.contains("launch template lt-")
+            && error.contains("version $Latest: DescribeLaunchTemplateVersions: AWS answered"),
+        "{error}"
+    );
 }
 
 #[tokio::test]
@@ -278,16 +464,7 @@ async fn dry_run_changes_nothing() {
     )
     .await;
     let mut c = controller(&moto, &["--dry-run"]);
-    let report = c
-        .iteration(
-            &Snapshot {
-                pending: pods(2, 1000),
-                ..Snapshot::default()
-            },
-            0,
-        )
-        .await
-        .unwrap();
+    let report = c.iteration(&pending(pods(2, 1000)), 0).await.unwrap();
     assert_eq!(report.plan.scale_up.as_ref().map(|u| u.to), Some(1));
     assert_eq!(report.applied, None);
     assert!(report.dry_run);
@@ -309,10 +486,13 @@ async fn aws_errors_name_the_call() {
         .endpoint_url("http://127.0.0.1:9")
         .retry_config(tailor_expander::asg::retry_config(2))
         .build();
-    let err = AsgClient::from_client(aws_sdk_autoscaling::Client::from_conf(dead))
-        .discover(CLUSTER)
-        .await
-        .unwrap_err();
+    let err = AsgClient::from_clients(
+        aws_sdk_autoscaling::Client::from_conf(dead),
+        aws_sdk_ec2::Client::new(&moto.sdk_config()),
+    )
+    .discover(CLUSTER)
+    .await
+    .unwrap_err();
     assert_eq!(err.label(), "transport");
     assert!(
         err.to_string().starts_with("DescribeAutoScalingGroups: "),

@@ -3,7 +3,8 @@
 //! Everything here starts real components on loopback and stops them on `Drop`:
 //! [`Prometheus`] (optionally with data backfilled by `promtool` from an
 //! [`OpenMetrics`] document), a live [`ScrapeTarget`], [`Moto`] (the AWS mock
-//! server) and a test [`Pki`] made with rcgen. A missing binary is an error that
+//! server), a [`ThrottlingProxy`] that makes moto answer as a rate-limited AWS,
+//! and a test [`Pki`] made with rcgen. A missing binary is an error that
 //! says how to install it; tests never skip.
 //!
 //! ```no_run
@@ -27,6 +28,7 @@
 //! # }
 //! ```
 
+mod aws_throttle;
 mod certs;
 mod error;
 pub mod kube_mock;
@@ -36,6 +38,7 @@ mod process;
 mod prometheus;
 mod target;
 
+pub use aws_throttle::{Call, ThrottlingProxy};
 pub use certs::{PemFiles, Pki, ring_provider};
 pub use error::Error;
 pub use moto::{Moto, REGION};

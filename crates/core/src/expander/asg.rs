@@ -46,7 +46,8 @@ pub struct AsgDescription {
     pub desired: u32,
     /// Instance types in CA's order of preference: the mixed-instances
     /// overrides (CA takes the first), else the launch configuration's type,
-    /// else the types of the group's running instances.
+    /// else the launch template's, else the types of the group's running
+    /// instances.
     pub instance_types: Vec<String>,
     /// The mixed-instances distribution buys only spot capacity.
     pub spot: bool,
@@ -56,6 +57,9 @@ pub struct AsgDescription {
     pub instance_ids: Vec<String>,
     /// Availability zones, in the order AWS lists them.
     pub zones: Vec<String>,
+    /// Why the group's launch template could not be read, if it was needed.
+    #[serde(default)]
+    pub launch_template_error: Option<String>,
 }
 
 /// A group's template could not be built; names the group and the cause.
@@ -63,11 +67,14 @@ pub struct AsgDescription {
 pub enum TemplateError {
     /// Nothing says which instance type the group launches.
     #[error(
-        "Auto Scaling group {group:?}: no instance type found (no mixed-instances override, launch configuration or running instance); add the tag {LABEL_TAG_PREFIX}{INSTANCE_TYPE_LABEL} or a nodeGroups entry in the catalog overrides"
+        "Auto Scaling group {group:?}: no instance type found (no mixed-instances override, launch configuration, launch template type or running instance{}); add the tag {LABEL_TAG_PREFIX}{INSTANCE_TYPE_LABEL} or a nodeGroups entry in the catalog overrides",
+        cause.as_ref().map(|c| format!("; {c}")).unwrap_or_default()
     )]
     NoInstanceType {
         /// Group name.
         group: String,
+        /// Why the launch template did not say, when it was read.
+        cause: Option<String>,
     },
     /// The catalog cannot shape or price the group.
     #[error("Auto Scaling group {group:?}: {error}")]
@@ -229,6 +236,7 @@ pub fn node_template(
             .first()
             .ok_or_else(|| TemplateError::NoInstanceType {
                 group: group.to_owned(),
+                cause: asg.launch_template_error.clone(),
             })?;
         let t = catalog
             .instance_type(first)
@@ -323,6 +331,7 @@ mod tests {
                 .collect(),
             instance_ids: vec![],
             zones: vec!["us-east-1b".into(), "us-east-1a".into()],
+            launch_template_error: None,
         }
     }
 
@@ -391,6 +400,19 @@ mod tests {
                     effect: TaintEffect::NoExecute
                 },
             ]
+        );
+    }
+
+    #[test]
+    fn no_instance_type_says_why_the_launch_template_did_not() {
+        let mut a = asg(&[], &[]);
+        a.launch_template_error = Some("launch template lt-1 version $Latest: refused".into());
+        let err = node_template(&a, &catalog()).unwrap_err().to_string();
+        assert!(
+            err.contains(
+                "running instance; launch template lt-1 version $Latest: refused); add the tag"
+            ),
+            "{err}"
         );
     }
 
