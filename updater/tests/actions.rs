@@ -13,10 +13,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tailor_core::admission::PatchOperation;
 use tailor_core::update::{ResizeState, UpdateReason};
+use tailor_runtime::scale::ScaleTargets;
 use tailor_testkit::kube_mock::{Exchange, KubeMock, Received};
 use tailor_updater::act::{ActReport, Actor, ActorConfig, reason};
 use tailor_updater::model::{Controlled, ControllerIndex, PodEntry};
-use tailor_updater::step::{self, ActionKind, PlannedAction, ResizeTracker, Snapshot, StepConfig};
+use tailor_updater::step::{
+    self, ActionKind, LimitRangeIndex, PlannedAction, ResizeTracker, Snapshot, StepConfig,
+};
 
 const NOW: i64 = 1_800_000_000;
 const EVENTS: &str = "/apis/events.k8s.io/v1/namespaces/shop/events";
@@ -383,6 +386,8 @@ async fn one_loop_from_cache_contents_to_requests() {
             vpas: &vpas,
             pods: &pods,
             controllers: &index,
+            limit_ranges: &LimitRangeIndex::default(),
+            scale: &ScaleTargets::default(),
         },
         &StepConfig::default(),
         &mut tracker,
