@@ -382,18 +382,13 @@ fn lookup(
 pub struct Owners<'a> {
     index: &'a ControllerIndex,
     scale: &'a ScaleTargets,
-    replicas: HashMap<OwnerKey<'a>, Option<u32>>,
 }
 
 impl<'a> Owners<'a> {
     /// A resolver over these caches.
     #[must_use]
     pub fn new(index: &'a ControllerIndex, scale: &'a ScaleTargets) -> Self {
-        Owners {
-            index,
-            scale,
-            replicas: HashMap::new(),
-        }
+        Owners { index, scale }
     }
 
     /// The pod's top-most well-known or scalable controller (what a VPA
@@ -427,22 +422,23 @@ impl<'a> Owners<'a> {
     /// The pod's direct controller (`controller: true` owner): its
     /// disruption budget group, with the replica count it wants when
     /// known. A custom controller's count is `spec.replicas` of its `/scale`.
-    pub fn direct(&mut self, pod: &'a PodEntry) -> Option<tailor_core::update::ControllerRef> {
+    pub fn direct(&self, pod: &PodEntry) -> Option<tailor_core::update::ControllerRef> {
         let owner = owner::controller_of(Some(&pod.owner_references))?;
-        let key = owner_key(pod)?;
-        let ns = key.0;
-        let (index, scale) = (self.index, self.scale);
-        let replicas = *self.replicas.entry(key).or_insert_with(|| {
-            match index.get(&(ns.to_owned(), owner.kind.clone(), owner.name.clone())) {
+        let ns = pod.pod.namespace.as_str();
+        let replicas =
+            match self
+                .index
+                .get(&(ns.to_owned(), owner.kind.clone(), owner.name.clone()))
+            {
                 Some(e) => e.replicas,
                 None if WellKnownKind::from_kind(&owner.kind).is_some() => None,
-                None => scale
+                None => self
+                    .scale
                     .replicas(ns, &scale_ref(&owner.api_version, &owner.kind, &owner.name))
                     .ok()
                     .flatten()
                     .and_then(|n| u32::try_from(n).ok()),
-            }
-        });
+            };
         Some(tailor_core::update::ControllerRef {
             kind: owner.kind.clone(),
             name: owner.name.clone(),
@@ -620,6 +616,58 @@ mod tests {
         let p = pod(json!({"metadata": {"name": "p"}, "status": {"conditions": [
             {"type": type_, "status": "True", "reason": reason, "message": message}]}}));
         assert_eq!(resize_state(&p), expected);
+    }
+
+    #[test]
+    fn custom_owners_follow_the_chain_to_the_first_custom_controller() {
+        // pod → ReplicaSet (watched) → Rollout (custom): the Rollout's /scale
+        // is read. Pods in namespaces without a handled VPA, pods being
+        // deleted and pods of watched kinds only add nothing.
+        let rs: ReplicaSet = serde_json::from_value(json!({
+            "metadata": {"name": "web-1", "namespace": "shop",
+                "ownerReferences": [{"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
+                    "name": "web", "uid": "r", "controller": true}]},
+            "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}}}
+        }))
+        .unwrap();
+        let mut index = ControllerIndex::new();
+        index.insert(
+            ("shop".into(), "ReplicaSet".into(), "web-1".into()),
+            rs.entry(),
+        );
+        let owned = |name: &str, ns: &str, kind: &str, owner: &str| {
+            PodEntry::from_pod(&pod(json!({
+                "metadata": {"name": name, "namespace": ns,
+                    "ownerReferences": [{"apiVersion": "apps/v1", "kind": kind, "name": owner,
+                        "uid": "x", "controller": true}]}
+            })))
+        };
+        let mut deleting = owned("gone", "shop", "CloneSet", "c");
+        deleting.deleting = true;
+        let pods = [
+            owned("web-1-a", "shop", "ReplicaSet", "web-1"),
+            owned("web-1-b", "shop", "ReplicaSet", "web-1"),
+            owned("other", "elsewhere", "CloneSet", "c"),
+            owned("db-0", "shop", "StatefulSet", "db"),
+            deleting,
+        ];
+        let namespaces = HashSet::from(["shop"]);
+        let found = custom_owners(&index, &pods, &namespaces);
+        let names: Vec<_> = found
+            .iter()
+            .map(|(ns, k)| {
+                (
+                    ns.as_str(),
+                    k.api_version.as_deref(),
+                    k.kind.as_str(),
+                    k.name.as_str(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            names,
+            [("shop", Some("argoproj.io/v1alpha1"), "Rollout", "web")]
+        );
     }
 
     #[test]

@@ -307,6 +307,11 @@ fn controller_key<K: Controlled>(o: &K) -> ControllerKey {
 }
 
 impl ControllerCache {
+    /// The index as it is now (the guard must not be held across an await).
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, ControllerIndex> {
+        self.index.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// Applies one watch event of kind `K`; `buffer` holds a relist in progress.
     pub fn apply<K: Controlled>(
         &self,
@@ -549,24 +554,13 @@ async fn iteration(
     let pods = caches.pods.state();
     // The custom controllers owning pods under a handled VPA: their /scale
     // gives the selector a VPA targeting them uses and their replica count.
-    let custom = {
-        let index = caches
-            .controllers
-            .index
-            .read()
-            .unwrap_or_else(PoisonError::into_inner);
-        step::custom_owners(&vpas, &pods, &index, config)
-    };
+    let custom = step::custom_owners(&vpas, &pods, &caches.controllers.read(), config);
     caches
         .scale
         .refresh(kube, &custom, now, DEFAULT_MAX_AGE_SECS)
         .await;
     let out = {
-        let index = caches
-            .controllers
-            .index
-            .read()
-            .unwrap_or_else(PoisonError::into_inner);
+        let index = caches.controllers.read();
         let limit_ranges = caches
             .limit_ranges
             .read()

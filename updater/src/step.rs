@@ -12,6 +12,7 @@
 
 use crate::model::{self, ControllerIndex, OwnerKey, Owners, PodEntry, Unresolved};
 use std::borrow::Cow;
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 /// LimitRanges by namespace: the admission webhook's index, of which the
@@ -25,8 +26,8 @@ use tailor_api::vpa::VerticalPodAutoscaler;
 use tailor_core::admission::{AdmissionPod, NamespaceLimits, PatchOperation, compute_pod_patch};
 use tailor_core::policy::UpdateMode;
 use tailor_core::update::{
-    Action, ResizeFallback, ResizeState, UpdateReason, UpdaterConfig, VpaUpdateInput,
-    decide_updates, resize_fallback,
+    Action, ControllerRef, ResizeFallback, ResizeState, UpdateReason, UpdaterConfig,
+    VpaUpdateInput, decide_updates, resize_fallback,
 };
 use tailor_runtime::scale::{CrossVersionObjectReferenceKey, ScaleTargets};
 
@@ -264,9 +265,17 @@ pub fn custom_owners(
 /// of their `targetRef`.
 type ByTarget<'a> = HashMap<(&'a str, &'a str, &'a str), Vec<usize>>;
 
-/// What a top controller's pods get: the target's selector and the VPA that
-/// controls them (`None` when no VPA of that target has a readable selector).
-type TargetMatch<'a> = Option<(Cow<'a, Selector>, usize)>;
+/// What the pods of one direct controller get: their top controller's
+/// selector, the VPA that controls them, and the direct controller (their
+/// disruption budget group).
+struct Matched<'a> {
+    selector: Cow<'a, Selector>,
+    vpa: usize,
+    controller: Option<ControllerRef>,
+}
+
+/// Per VPA (index into the handled VPAs): its pods, each with its direct controller.
+type Assigned<'a> = BTreeMap<usize, Vec<(&'a PodEntry, Option<ControllerRef>)>>;
 
 /// The controlling VPA of each pod: per VPA (index into `handled`), its pods.
 /// The owner walk, the selector lookup and the choice among VPAs are done
@@ -276,7 +285,7 @@ fn assign_pods<'a>(
     handled: &[Handled<'a>],
     owners: &Owners<'a>,
     skipped: &mut Vec<Skip>,
-) -> BTreeMap<usize, Vec<&'a PodEntry>> {
+) -> Assigned<'a> {
     let mut namespaces: HashSet<&str> = HashSet::new();
     let mut by_target: ByTarget<'_> = HashMap::new();
     for (i, h) in handled.iter().enumerate() {
@@ -288,8 +297,8 @@ fn assign_pods<'a>(
             .push(i);
     }
     // By the pod's direct controller: pods of one ReplicaSet share it all.
-    let mut matches: HashMap<OwnerKey<'a>, TargetMatch<'a>> = HashMap::new();
-    let mut out: BTreeMap<usize, Vec<&PodEntry>> = BTreeMap::new();
+    let mut matches: HashMap<OwnerKey<'a>, Option<Matched<'a>>> = HashMap::new();
+    let mut out: Assigned<'a> = BTreeMap::new();
     for pod in snap.pods {
         let pod: &'a PodEntry = pod;
         // Upstream drops pods being deleted before anything else.
@@ -299,42 +308,51 @@ fn assign_pods<'a>(
         let Some(key) = model::owner_key(pod) else {
             continue;
         };
-        if !matches.contains_key(&key) {
-            let top = match owners.top(pod) {
-                Ok(top) => top,
-                Err(e) => {
-                    // Not remembered: each pod's message names that pod.
-                    let reason = match e {
-                        Unresolved::Owner(_) => SKIP_OWNER_UNRESOLVED,
-                        Unresolved::CustomOwner { .. } => SKIP_CUSTOM_OWNER_UNREADABLE,
-                    };
-                    skipped.push(Skip {
-                        pod: pod.id(),
-                        reason,
-                        message: e.to_string(),
-                    });
-                    continue;
-                }
-            };
-            let found = top.and_then(|top| {
-                let ns = key.0;
-                // A target whose selector cannot be read selects nothing (upstream skips the VPA).
-                let selector = owners.selector(ns, &top)?;
-                let candidates = by_target.get(&(ns, top.kind.as_str(), top.name.as_str()))?;
-                let chosen = candidates.iter().copied().min_by(|&a, &b| {
-                    let age = |i: usize| handled[i].vpa.metadata.creation_timestamp.as_ref();
-                    age(a)
-                        .cmp(&age(b))
-                        .then_with(|| handled[a].key.1.cmp(&handled[b].key.1))
-                })?;
-                Some((selector, chosen))
-            });
-            matches.insert(key, found);
-        }
-        if let Some(Some((selector, i))) = matches.get(&key)
-            && selector.matches(&pod.labels)
+        let found = match matches.entry(key) {
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(v) => {
+                let top = match owners.top(pod) {
+                    Ok(top) => top,
+                    Err(e) => {
+                        // Not remembered: each pod's message names that pod.
+                        let reason = match e {
+                            Unresolved::Owner(_) => SKIP_OWNER_UNRESOLVED,
+                            Unresolved::CustomOwner { .. } => SKIP_CUSTOM_OWNER_UNREADABLE,
+                        };
+                        skipped.push(Skip {
+                            pod: pod.id(),
+                            reason,
+                            message: e.to_string(),
+                        });
+                        continue;
+                    }
+                };
+                let found = top.and_then(|top| {
+                    let ns = key.0;
+                    // A target whose selector cannot be read selects nothing (upstream skips the VPA).
+                    let selector = owners.selector(ns, &top)?;
+                    let candidates = by_target.get(&(ns, top.kind.as_str(), top.name.as_str()))?;
+                    let vpa = candidates.iter().copied().min_by(|&a, &b| {
+                        let age = |i: usize| handled[i].vpa.metadata.creation_timestamp.as_ref();
+                        age(a)
+                            .cmp(&age(b))
+                            .then_with(|| handled[a].key.1.cmp(&handled[b].key.1))
+                    })?;
+                    Some(Matched {
+                        selector,
+                        vpa,
+                        controller: owners.direct(pod),
+                    })
+                });
+                v.insert(found)
+            }
+        };
+        if let Some(m) = found
+            && m.selector.matches(&pod.labels)
         {
-            out.entry(*i).or_default().push(pod);
+            out.entry(m.vpa)
+                .or_default()
+                .push((pod, m.controller.clone()));
         }
     }
     out
@@ -353,12 +371,13 @@ pub fn step(
 ) -> StepOutput {
     let mut out = StepOutput::default();
     let handled = handled_vpas(snap.vpas, config, &mut out.vpa_problems);
-    let mut owners = Owners::new(snap.controllers, snap.scale);
+    let owners = Owners::new(snap.controllers, snap.scale);
     let assigned = assign_pods(snap, &handled, &owners, &mut out.skipped);
     let mut namespace_limits: HashMap<&str, Result<NamespaceLimits, LimitRangeError>> =
         HashMap::new();
 
-    for (i, pods) in assigned {
+    for (i, assigned) in assigned {
+        let (pods, controllers): (Vec<&PodEntry>, Vec<_>) = assigned.into_iter().unzip();
         let h = &handled[i];
         let vpa_id = format!("{}/{}", h.key.0, h.key.1);
         out.considered += pods.len();
@@ -434,9 +453,10 @@ pub fn step(
         }
         let core_pods: Vec<_> = pods
             .iter()
-            .map(|p| {
+            .zip(controllers)
+            .map(|(p, controller)| {
                 let mut cp = p.pod.clone();
-                cp.controller = owners.direct(p);
+                cp.controller = controller;
                 cp
             })
             .collect();

@@ -7,50 +7,21 @@
 //! `spec.replicas` sizes the disruption budget.
 
 use k8s_openapi::api::core::v1::LimitRange;
-use kube::runtime::events::{Recorder, Reporter};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 use tailor_api::VerticalPodAutoscaler;
 use tailor_runtime::scale::{CrossVersionObjectReferenceKey, DEFAULT_MAX_AGE_SECS, ScaleTargets};
 use tailor_testkit::kube_mock::{Exchange, KubeMock};
-use tailor_updater::act::{Actor, ActorConfig};
-use tailor_updater::model::{Controlled, ControllerIndex, PodEntry};
+use tailor_updater::model::{ControllerIndex, PodEntry};
 use tailor_updater::step::{
     self, ActionKind, LimitRangeIndex, ResizeTracker, SKIP_CUSTOM_OWNER_UNREADABLE,
-    SKIP_LIMIT_RANGE_INVALID, Snapshot, StepConfig,
+    SKIP_LIMIT_RANGE_INVALID, StepConfig,
 };
 
-const NOW: i64 = 1_800_000_000;
-const EVENTS: &str = "/apis/events.k8s.io/v1/namespaces/shop/events";
+mod common;
 
-fn actor(client: &kube::Client) -> Actor {
-    let recorder = Recorder::new(
-        client.clone(),
-        Reporter {
-            controller: "tailor-updater".into(),
-            instance: None,
-        },
-    );
-    Actor::new(
-        client.clone(),
-        recorder,
-        ActorConfig {
-            dry_run: false,
-            rate_limit: -1.0,
-            rate_burst: 1,
-            call_timeout: Duration::from_secs(10),
-        },
-    )
-}
-
-fn event() -> Exchange {
-    Exchange::post(EVENTS).any_body().respond(
-        201,
-        json!({"apiVersion": "events.k8s.io/v1", "kind": "Event", "metadata": {"name": "e", "namespace": "shop"}}),
-    )
-}
+use common::{actor, apply, event, run_step};
 
 fn vpa(name: &str, api_version: &str, kind: &str, mode: &str) -> Arc<VerticalPodAutoscaler> {
     Arc::new(
@@ -87,26 +58,7 @@ fn pod(name: &str, app: &str, owner: (&str, &str, &str)) -> Arc<PodEntry> {
 
 /// Deployment `web` (2 replicas) → ReplicaSet `web-1` → pods `web-0`, `web-1`.
 fn web() -> (ControllerIndex, Vec<Arc<PodEntry>>) {
-    let mut index = ControllerIndex::new();
-    let d: k8s_openapi::api::apps::v1::Deployment = serde_json::from_value(json!({
-        "metadata": {"name": "web", "namespace": "shop"},
-        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}}, "template": {}}
-    }))
-    .unwrap();
-    index.insert(
-        ("shop".into(), "Deployment".into(), "web".into()),
-        d.entry(),
-    );
-    let rs: k8s_openapi::api::apps::v1::ReplicaSet = serde_json::from_value(json!({
-        "metadata": {"name": "web-1", "namespace": "shop",
-            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "web", "uid": "d", "controller": true}]},
-        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}}, "template": {}}
-    }))
-    .unwrap();
-    index.insert(
-        ("shop".into(), "ReplicaSet".into(), "web-1".into()),
-        rs.entry(),
-    );
+    let index = common::deployment("web", 2);
     let owner = ("apps/v1", "ReplicaSet", "web-1");
     (
         index,
@@ -135,17 +87,13 @@ async fn a_resize_under_a_limit_range_is_capped_exactly() {
     let vpas = [vpa("web", "apps/v1", "Deployment", "InPlaceOrRecreate")];
     let limits = limit_range(json!([{"type": "Container", "max": {"cpu": "800m"}}]));
     let mut tracker = ResizeTracker::default();
-    let out = step::step(
-        Snapshot {
-            vpas: &vpas,
-            pods: &pods,
-            controllers: &index,
-            limit_ranges: &limits,
-            scale: &ScaleTargets::default(),
-        },
-        &StepConfig::default(),
+    let out = run_step(
+        &vpas,
+        &pods,
+        &index,
+        &limits,
+        &ScaleTargets::default(),
         &mut tracker,
-        NOW,
     );
     assert_eq!(out.actions.len(), 1, "{out:?}");
     assert!(matches!(out.actions[0].kind, ActionKind::Resize { .. }));
@@ -163,15 +111,7 @@ async fn a_resize_under_a_limit_range_is_capped_exactly() {
         event(),
         event(),
     ]);
-    let report = actor(&client)
-        .apply(
-            &out.actions,
-            &mut tracker,
-            NOW,
-            Instant::now() + Duration::from_secs(60),
-            &|| true,
-        )
-        .await;
+    let report = apply(&mut actor(&client, false, -1.0), &out.actions, &mut tracker).await;
     api.verify().await;
     assert_eq!(report.resized, 1);
 }
@@ -181,17 +121,13 @@ fn a_limit_range_that_cannot_be_read_leaves_the_namespace_alone() {
     let (index, pods) = web();
     let vpas = [vpa("web", "apps/v1", "Deployment", "Recreate")];
     let limits = limit_range(json!([{"type": "Container", "max": {"cpu": "lots"}}]));
-    let out = step::step(
-        Snapshot {
-            vpas: &vpas,
-            pods: &pods,
-            controllers: &index,
-            limit_ranges: &limits,
-            scale: &ScaleTargets::default(),
-        },
-        &StepConfig::default(),
+    let out = run_step(
+        &vpas,
+        &pods,
+        &index,
+        &limits,
+        &ScaleTargets::default(),
         &mut ResizeTracker::default(),
-        NOW,
     );
     assert!(out.actions.is_empty());
     assert_eq!(out.skipped.len(), 2);
@@ -276,22 +212,18 @@ async fn a_custom_controller_is_read_through_scale_and_its_replicas_size_the_bud
         ),
     ]);
     scale
-        .refresh(&client, &custom, NOW, DEFAULT_MAX_AGE_SECS)
+        .refresh(&client, &custom, common::NOW, DEFAULT_MAX_AGE_SECS)
         .await;
     api.verify().await;
 
     let mut tracker = ResizeTracker::default();
-    let out = step::step(
-        Snapshot {
-            vpas: &vpas,
-            pods: &pods,
-            controllers: &index,
-            limit_ranges: &LimitRangeIndex::default(),
-            scale: &scale,
-        },
-        &config,
+    let out = run_step(
+        &vpas,
+        &pods,
+        &index,
+        &LimitRangeIndex::default(),
+        &scale,
         &mut tracker,
-        NOW,
     );
     assert_eq!(out.considered, 4);
     assert_eq!(out.actions.len(), 1, "{out:?}");
@@ -352,15 +284,7 @@ async fn a_custom_controller_is_read_through_scale_and_its_replicas_size_the_bud
         event(),
         event(),
     ]);
-    let report = actor(&client)
-        .apply(
-            &out.actions,
-            &mut tracker,
-            NOW,
-            Instant::now() + Duration::from_secs(60),
-            &|| true,
-        )
-        .await;
+    let report = apply(&mut actor(&client, false, -1.0), &out.actions, &mut tracker).await;
     api.verify().await;
     assert_eq!(report.evicted, 1);
 }
