@@ -333,8 +333,8 @@ pub enum Unresolved {
         kind: String,
         /// The controller's name.
         name: String,
-        /// Why its `/scale` is not known.
-        source: LookupError,
+        /// Why its `/scale` is not known (boxed: the error is large and rare).
+        source: Box<LookupError>,
     },
 }
 
@@ -413,7 +413,7 @@ impl<'a> Owners<'a> {
                 namespace: ns.to_owned(),
                 kind: c.kind,
                 name: c.name,
-                source,
+                source: Box::new(source),
             }),
             (Err(e), None) => Err(e.into()),
         }
