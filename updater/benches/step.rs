@@ -11,8 +11,9 @@ use serde_json::json;
 use std::hint::black_box;
 use std::sync::Arc;
 use tailor_api::VerticalPodAutoscaler;
+use tailor_runtime::scale::ScaleTargets;
 use tailor_updater::model::{Controlled, ControllerIndex, PodEntry};
-use tailor_updater::step::{ResizeTracker, Snapshot, StepConfig, step};
+use tailor_updater::step::{LimitRangeIndex, ResizeTracker, Snapshot, StepConfig, step};
 
 const VPAS: usize = 2_000;
 const PODS_PER_VPA: usize = 5;
@@ -93,10 +94,16 @@ fn thread_cpu_ns() -> Option<u64> {
 fn bench(c: &mut Criterion) {
     let cluster = build();
     let config = StepConfig::default();
+    // No LimitRanges and no custom controllers: the same input as before
+    // they were read (an empty index costs one lookup per namespace).
+    let limit_ranges = LimitRangeIndex::default();
+    let scale = ScaleTargets::default();
     let snap = Snapshot {
         vpas: &cluster.vpas,
         pods: &cluster.pods,
         controllers: &cluster.index,
+        limit_ranges: &limit_ranges,
+        scale: &scale,
     };
     let out = step(snap, &config, &mut ResizeTracker::default(), NOW);
     eprintln!(

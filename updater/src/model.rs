@@ -7,7 +7,8 @@ use k8s_openapi::api::autoscaling::v1::CrossVersionObjectReference;
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{Container, Pod, ReplicationController};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time};
-use std::collections::{BTreeMap, HashMap};
+use std::borrow::Cow;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use tailor_api::convert;
 use tailor_api::owner::{self, ControllerInfo, ControllerRef, OwnerError};
 use tailor_api::selector::Selector;
@@ -20,6 +21,7 @@ use tailor_core::update::{
     ChangeRequirement, EvictionRequirement, OomKill, PodPhase, ResizeState,
     SAFE_TO_EVICT_ANNOTATION, UpdaterContainer, UpdaterPod,
 };
+use tailor_runtime::scale::{CrossVersionObjectReferenceKey, LookupError, ScaleTargets};
 
 /// Annotation the kubelet sets on mirror (static) pods.
 pub const MIRROR_POD_ANNOTATION: &str = "kubernetes.io/config.mirror";
@@ -297,53 +299,222 @@ pub type ControllerKey = (String, String, String);
 /// Every watched controller by `(namespace, kind, name)`.
 pub type ControllerIndex = HashMap<ControllerKey, ControllerEntry>;
 
-fn lookup(index: &ControllerIndex, namespace: &str, c: &ControllerRef) -> Option<ControllerInfo> {
-    match index.get(&(namespace.to_owned(), c.kind.clone(), c.name.clone())) {
-        Some(e) => Some(ControllerInfo {
-            owner_references: e.owner_references.clone(),
-            has_scale: false,
-        }),
-        // Kinds the updater does not watch are taken to exist, ownerless and
-        // without /scale (as `tailor_api::owner::OwnerIndex`): the walk stops
-        // at the last well-known controller.
-        None if WellKnownKind::from_kind(&c.kind).is_some() => None,
-        None => Some(ControllerInfo::default()),
+/// An owner reference as `(namespace, apiVersion, kind, name)`, borrowed.
+pub type OwnerKey<'a> = (&'a str, &'a str, &'a str, &'a str);
+
+/// The pod's direct controller (its `controller: true` owner reference) as a key.
+#[must_use]
+pub fn owner_key(pod: &PodEntry) -> Option<OwnerKey<'_>> {
+    let owner = owner::controller_of(Some(&pod.owner_references))?;
+    Some((
+        pod.pod.namespace.as_str(),
+        owner.api_version.as_str(),
+        owner.kind.as_str(),
+        owner.name.as_str(),
+    ))
+}
+
+/// Why a pod's controllers could not be resolved.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Unresolved {
+    /// A watched controller in the owner chain is missing from the cache,
+    /// or the chain is too deep.
+    #[error(transparent)]
+    Owner(#[from] OwnerError),
+    /// A controller of a kind the updater does not watch could not be read
+    /// through its `/scale` subresource.
+    #[error(
+        "{kind} {namespace}/{name} (a custom controller in the owner chain) cannot be read: {source}"
+    )]
+    CustomOwner {
+        /// The pod's namespace.
+        namespace: String,
+        /// The controller's kind.
+        kind: String,
+        /// The controller's name.
+        name: String,
+        /// Why its `/scale` is not known (boxed: the error is large and rare).
+        source: Box<LookupError>,
+    },
+}
+
+/// The reference under which [`ScaleTargets`] keeps a custom controller.
+fn scale_ref(api_version: &str, kind: &str, name: &str) -> CrossVersionObjectReference {
+    CrossVersionObjectReference {
+        api_version: Some(api_version.to_owned()),
+        kind: kind.to_owned(),
+        name: name.to_owned(),
     }
 }
 
-/// The pod's top-most well-known controller (what a VPA `targetRef` names).
-///
-/// # Errors
-/// A controller in the owner chain is missing from the cache, or the chain
-/// is too deep.
-pub fn top_controller(
+/// What the caches know of one controller in an owner chain: `Ok(None)`
+/// for a watched kind missing from the cache.
+fn lookup(
     index: &ControllerIndex,
-    pod: &PodEntry,
-) -> Result<Option<ControllerRef>, OwnerError> {
-    let ns = pod.pod.namespace.as_str();
-    owner::top_controller(&pod.owner_meta(), |c| lookup(index, ns, c))
+    scale: &ScaleTargets,
+    namespace: &str,
+    c: &ControllerRef,
+) -> Result<Option<ControllerInfo>, LookupError> {
+    match index.get(&(namespace.to_owned(), c.kind.clone(), c.name.clone())) {
+        Some(e) => Ok(Some(ControllerInfo {
+            owner_references: e.owner_references.clone(),
+            has_scale: false,
+        })),
+        None if WellKnownKind::from_kind(&c.kind).is_some() => Ok(None),
+        // A kind the updater does not watch: its /scale (read before the
+        // loop) makes it a possible VPA target. Its own owners are not read,
+        // so the walk ends there. A kind without /scale is passed over, as
+        // upstream passes over owners that are neither well-known nor scalable.
+        None => match scale.replicas(namespace, &scale_ref(&c.api_version, &c.kind, &c.name)) {
+            Ok(_) => Ok(Some(ControllerInfo {
+                owner_references: Vec::new(),
+                has_scale: true,
+            })),
+            Err(LookupError::Target(TargetError::UnsupportedKind { .. })) => {
+                Ok(Some(ControllerInfo::default()))
+            }
+            Err(e) => Err(e),
+        },
+    }
 }
 
-/// The pod's direct controller (`controller: true` owner): its disruption
-/// budget group, with the replica count it wants when known.
+/// Resolves pods' controllers from the caches for one loop.
+pub struct Owners<'a> {
+    index: &'a ControllerIndex,
+    scale: &'a ScaleTargets,
+}
+
+impl<'a> Owners<'a> {
+    /// A resolver over these caches.
+    #[must_use]
+    pub fn new(index: &'a ControllerIndex, scale: &'a ScaleTargets) -> Self {
+        Owners { index, scale }
+    }
+
+    /// The pod's top-most well-known or scalable controller (what a VPA
+    /// `targetRef` names); `None` when the pod has no controller. It depends
+    /// only on the pod's [`owner_key`], so callers walk once per key.
+    ///
+    /// # Errors
+    /// A watched controller in the chain is missing from the cache, the
+    /// chain is too deep, or a custom controller's `/scale` cannot be read.
+    pub fn top(&self, pod: &PodEntry) -> Result<Option<ControllerRef>, Unresolved> {
+        let ns = pod.pod.namespace.as_str();
+        let mut failed = None;
+        let walked = owner::top_controller(&pod.owner_meta(), |c| {
+            lookup(self.index, self.scale, ns, c).unwrap_or_else(|e| {
+                failed = Some((c.clone(), e));
+                None
+            })
+        });
+        match (walked, failed) {
+            (Ok(top), _) => Ok(top),
+            (Err(_), Some((c, source))) => Err(Unresolved::CustomOwner {
+                namespace: ns.to_owned(),
+                kind: c.kind,
+                name: c.name,
+                source: Box::new(source),
+            }),
+            (Err(e), None) => Err(e.into()),
+        }
+    }
+
+    /// The pod's direct controller (`controller: true` owner): its
+    /// disruption budget group, with the replica count it wants when
+    /// known. A custom controller's count is `spec.replicas` of its `/scale`.
+    pub fn direct(&self, pod: &PodEntry) -> Option<tailor_core::update::ControllerRef> {
+        let owner = owner::controller_of(Some(&pod.owner_references))?;
+        let ns = pod.pod.namespace.as_str();
+        let replicas =
+            match self
+                .index
+                .get(&(ns.to_owned(), owner.kind.clone(), owner.name.clone()))
+            {
+                Some(e) => e.replicas,
+                None if WellKnownKind::from_kind(&owner.kind).is_some() => None,
+                None => self
+                    .scale
+                    .replicas(ns, &scale_ref(&owner.api_version, &owner.kind, &owner.name))
+                    .ok()
+                    .flatten()
+                    .and_then(|n| u32::try_from(n).ok()),
+            };
+        Some(tailor_core::update::ControllerRef {
+            kind: owner.kind.clone(),
+            name: owner.name.clone(),
+            configured_replicas: replicas,
+        })
+    }
+
+    /// The pod selector of a VPA target named `top` (a controller
+    /// [`Owners::top`] returned); `None` when it cannot be read.
+    #[must_use]
+    pub fn selector(&self, namespace: &str, top: &ControllerRef) -> Option<Cow<'a, Selector>> {
+        let key = (namespace.to_owned(), top.kind.clone(), top.name.clone());
+        match self.index.get(&key) {
+            Some(c) => c.selector.as_ref().ok().map(Cow::Borrowed),
+            None => self
+                .scale
+                .selector(
+                    namespace,
+                    &scale_ref(&top.api_version, &top.kind, &top.name),
+                )
+                .ok()
+                .map(Cow::Owned),
+        }
+    }
+}
+
+/// The controllers of kinds the updater does not watch that own live pods
+/// of `namespaces`, directly or up their owner chain: what
+/// [`ScaleTargets::refresh`] reads before a loop. A chain is followed
+/// through the cache until its first custom controller.
 #[must_use]
-pub fn direct_controller(
+pub fn custom_owners<'a>(
     index: &ControllerIndex,
-    pod: &PodEntry,
-) -> Option<tailor_core::update::ControllerRef> {
-    let owner = owner::controller_of(Some(&pod.owner_references))?;
-    let replicas = index
-        .get(&(
-            pod.pod.namespace.clone(),
-            owner.kind.clone(),
-            owner.name.clone(),
-        ))
-        .and_then(|e| e.replicas);
-    Some(tailor_core::update::ControllerRef {
-        kind: owner.kind.clone(),
-        name: owner.name.clone(),
-        configured_replicas: replicas,
-    })
+    pods: impl IntoIterator<Item = &'a PodEntry>,
+    namespaces: &HashSet<&str>,
+) -> BTreeSet<(String, CrossVersionObjectReferenceKey)> {
+    let mut seen: HashSet<OwnerKey<'a>> = HashSet::new();
+    let mut out = BTreeSet::new();
+    for pod in pods {
+        let ns = pod.pod.namespace.as_str();
+        if pod.deleting || !namespaces.contains(ns) {
+            continue;
+        }
+        let (Some(first), Some(key)) = (
+            owner::controller_of(Some(&pod.owner_references)),
+            owner_key(pod),
+        ) else {
+            continue;
+        };
+        if !seen.insert(key) {
+            continue;
+        }
+        let mut current = first.clone();
+        for _ in 0..owner::MAX_OWNER_DEPTH {
+            let found = index.get(&(ns.to_owned(), current.kind.clone(), current.name.clone()));
+            let next = match found {
+                Some(e) => owner::controller_of(Some(&e.owner_references)),
+                None => {
+                    if WellKnownKind::from_kind(&current.kind).is_none() {
+                        out.insert((
+                            ns.to_owned(),
+                            CrossVersionObjectReferenceKey::from(&scale_ref(
+                                &current.api_version,
+                                &current.kind,
+                                &current.name,
+                            )),
+                        ));
+                    }
+                    None
+                }
+            };
+            let Some(next) = next else { break };
+            current = next.clone();
+        }
+    }
+    out
 }
 
 /// `spec.updatePolicy.evictionRequirements` in core terms.
@@ -445,6 +616,58 @@ mod tests {
         let p = pod(json!({"metadata": {"name": "p"}, "status": {"conditions": [
             {"type": type_, "status": "True", "reason": reason, "message": message}]}}));
         assert_eq!(resize_state(&p), expected);
+    }
+
+    #[test]
+    fn custom_owners_follow_the_chain_to_the_first_custom_controller() {
+        // pod → ReplicaSet (watched) → Rollout (custom): the Rollout's /scale
+        // is read. Pods in namespaces without a handled VPA, pods being
+        // deleted and pods of watched kinds only add nothing.
+        let rs: ReplicaSet = serde_json::from_value(json!({
+            "metadata": {"name": "web-1", "namespace": "shop",
+                "ownerReferences": [{"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
+                    "name": "web", "uid": "r", "controller": true}]},
+            "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}}}
+        }))
+        .unwrap();
+        let mut index = ControllerIndex::new();
+        index.insert(
+            ("shop".into(), "ReplicaSet".into(), "web-1".into()),
+            rs.entry(),
+        );
+        let owned = |name: &str, ns: &str, kind: &str, owner: &str| {
+            PodEntry::from_pod(&pod(json!({
+                "metadata": {"name": name, "namespace": ns,
+                    "ownerReferences": [{"apiVersion": "apps/v1", "kind": kind, "name": owner,
+                        "uid": "x", "controller": true}]}
+            })))
+        };
+        let mut deleting = owned("gone", "shop", "CloneSet", "c");
+        deleting.deleting = true;
+        let pods = [
+            owned("web-1-a", "shop", "ReplicaSet", "web-1"),
+            owned("web-1-b", "shop", "ReplicaSet", "web-1"),
+            owned("other", "elsewhere", "CloneSet", "c"),
+            owned("db-0", "shop", "StatefulSet", "db"),
+            deleting,
+        ];
+        let namespaces = HashSet::from(["shop"]);
+        let found = custom_owners(&index, &pods, &namespaces);
+        let names: Vec<_> = found
+            .iter()
+            .map(|(ns, k)| {
+                (
+                    ns.as_str(),
+                    k.api_version.as_deref(),
+                    k.kind.as_str(),
+                    k.name.as_str(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            names,
+            [("shop", Some("argoproj.io/v1alpha1"), "Rollout", "web")]
+        );
     }
 
     #[test]

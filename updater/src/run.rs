@@ -5,13 +5,13 @@
 use crate::act::{Actor, ActorConfig};
 use crate::metrics::Metrics;
 use crate::model::{Controlled, ControllerIndex, ControllerKey, PodEntry};
-use crate::step::{self, ResizeTracker, Snapshot, StepConfig};
+use crate::step::{self, LimitRangeIndex, ResizeTracker, Snapshot, StepConfig};
 use anyhow::Context as _;
 use clap::Parser;
 use futures::StreamExt as _;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
-use k8s_openapi::api::core::v1::{Pod, ReplicationController};
+use k8s_openapi::api::core::v1::{LimitRange, Pod, ReplicationController};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt as _, watcher};
 use kube::{Api, Resource};
@@ -27,6 +27,7 @@ use tailor_runtime::args::{
     AdminArgs, KubeClientArgs, LeaderElectionArgs, LogArgs, parse_duration,
 };
 use tailor_runtime::lease::{self, LeaderState};
+use tailor_runtime::scale::{DEFAULT_MAX_AGE_SECS, ScaleTargets};
 use tailor_runtime::{Shutdown, admin, client, telemetry};
 use tokio_util::sync::CancellationToken;
 
@@ -306,6 +307,11 @@ fn controller_key<K: Controlled>(o: &K) -> ControllerKey {
 }
 
 impl ControllerCache {
+    /// The index as it is now (the guard must not be held across an await).
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, ControllerIndex> {
+        self.index.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// Applies one watch event of kind `K`; `buffer` holds a relist in progress.
     pub fn apply<K: Controlled>(
         &self,
@@ -358,6 +364,10 @@ pub struct Caches {
     vpas_synced: Synced,
     pods: PodCache,
     controllers: ControllerCache,
+    limit_ranges: Arc<RwLock<LimitRangeIndex>>,
+    limit_ranges_synced: Synced,
+    /// `/scale` of custom controllers, read before each loop (not watched).
+    scale: ScaleTargets,
 }
 
 impl Caches {
@@ -409,17 +419,35 @@ impl Caches {
         controllers.start::<Job>(client, shutdown);
         controllers.start::<CronJob>(client, shutdown);
         controllers.start::<ReplicationController>(client, shutdown);
+        // LimitRanges, kept in the webhook's compact form (merged per
+        // namespace as it merges them).
+        let limit_ranges = Arc::new(RwLock::new(LimitRangeIndex::default()));
+        let limit_ranges_synced = Synced::default();
+        {
+            let index = Arc::clone(&limit_ranges);
+            let synced = limit_ranges_synced.clone();
+            let mut buffer = Vec::new();
+            shutdown.spawn(drive::<LimitRange>(client, &token, move |event| {
+                if tailor_admission_webhook::watch::apply_event(&index, &mut buffer, event) {
+                    synced.set();
+                }
+            }));
+        }
         Caches {
             vpas,
             vpas_synced,
             pods,
             controllers,
+            limit_ranges,
+            limit_ranges_synced,
+            scale: ScaleTargets::default(),
         }
     }
 
     async fn wait_until_ready(&self) {
         self.vpas_synced.wait().await;
         self.pods.synced.wait().await;
+        self.limit_ranges_synced.wait().await;
         for s in &self.controllers.synced {
             s.wait().await;
         }
@@ -496,7 +524,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let deadline = Instant::now() + interval;
             tokio::select! {
                 () = token.cancelled() => break,
-                () = iteration(&caches, &config, &mut actor, &mut tracker, &metrics, &leader, deadline, cli.dry_run) => {}
+                () = iteration(&kube, &caches, &config, &mut actor, &mut tracker, &metrics, &leader, deadline, cli.dry_run) => {}
             }
             heartbeat.beat();
         }
@@ -510,6 +538,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 /// One loop: snapshot the caches, decide, act.
 #[allow(clippy::too_many_arguments)]
 async fn iteration(
+    kube: &kube::Client,
     caches: &Caches,
     config: &StepConfig,
     actor: &mut Actor,
@@ -523,10 +552,17 @@ async fn iteration(
     let now = now_secs();
     let vpas = caches.vpas.state();
     let pods = caches.pods.state();
+    // The custom controllers owning pods under a handled VPA: their /scale
+    // gives the selector a VPA targeting them uses and their replica count.
+    let custom = step::custom_owners(&vpas, &pods, &caches.controllers.read(), config);
+    caches
+        .scale
+        .refresh(kube, &custom, now, DEFAULT_MAX_AGE_SECS)
+        .await;
     let out = {
-        let index = caches
-            .controllers
-            .index
+        let index = caches.controllers.read();
+        let limit_ranges = caches
+            .limit_ranges
             .read()
             .unwrap_or_else(PoisonError::into_inner);
         step::step(
@@ -534,6 +570,8 @@ async fn iteration(
                 vpas: &vpas,
                 pods: &pods,
                 controllers: &index,
+                limit_ranges: &limit_ranges,
+                scale: &caches.scale,
             },
             config,
             tracker,

@@ -10,17 +10,26 @@
 //! kubelet has not finished — waiting or falling back to eviction
 //! (`tailor_core::update::resize_fallback`).
 
-use crate::model::{self, ControllerIndex, PodEntry};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use crate::model::{self, ControllerIndex, OwnerKey, Owners, PodEntry, Unresolved};
+use std::borrow::Cow;
+use std::collections::hash_map::Entry;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
+/// LimitRanges by namespace: the admission webhook's index, of which the
+/// updater fills and reads only the LimitRanges, so both merge and read them
+/// the same way.
+pub use tailor_admission_webhook::index::Index as LimitRangeIndex;
+use tailor_admission_webhook::index::LimitRangeError;
 use tailor_api::convert;
+use tailor_api::selector::Selector;
 use tailor_api::vpa::VerticalPodAutoscaler;
 use tailor_core::admission::{AdmissionPod, NamespaceLimits, PatchOperation, compute_pod_patch};
 use tailor_core::policy::UpdateMode;
 use tailor_core::update::{
-    Action, ResizeFallback, ResizeState, UpdateReason, UpdaterConfig, VpaUpdateInput,
-    decide_updates, resize_fallback,
+    Action, ControllerRef, ResizeFallback, ResizeState, UpdateReason, UpdaterConfig,
+    VpaUpdateInput, decide_updates, resize_fallback,
 };
+use tailor_runtime::scale::{CrossVersionObjectReferenceKey, ScaleTargets};
 
 /// Which VPAs this updater handles, and its tunables.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -45,6 +54,12 @@ pub struct Snapshot<'a> {
     pub pods: &'a [Arc<PodEntry>],
     /// Every watched controller.
     pub controllers: &'a ControllerIndex,
+    /// LimitRanges, merged per namespace as the admission webhook merges
+    /// them (the webhook's own index, LimitRanges only).
+    pub limit_ranges: &'a LimitRangeIndex,
+    /// `/scale` of the custom controllers that own pods (refreshed before
+    /// the step for [`custom_owners`]).
+    pub scale: &'a ScaleTargets,
 }
 
 /// How a pod is updated.
@@ -128,6 +143,12 @@ pub const SKIP_VPA_INVALID: &str = "vpa_invalid";
 pub const SKIP_RESIZE_WAITING: &str = "resize_waiting";
 /// Skip label: the resize patch would change nothing.
 pub const SKIP_NO_RESIZE_PATCH: &str = "no_resize_patch";
+/// Skip label: a custom controller in the pod's owner chain cannot be read
+/// through its `/scale` subresource.
+pub const SKIP_CUSTOM_OWNER_UNREADABLE: &str = "custom_owner_unreadable";
+/// Skip label: a LimitRange of the pod's namespace has a value that cannot be
+/// read (the admission webhook then leaves new pods unchanged too).
+pub const SKIP_LIMIT_RANGE_INVALID: &str = "limit_range_invalid";
 
 /// How long after a resize request the kubelet may take to report it.
 pub const RESIZE_REPORT_GRACE_SECS: i64 = 10 * 60;
@@ -226,61 +247,112 @@ fn handled_vpas<'a>(
     out
 }
 
+/// The custom controllers whose `/scale` the next [`step`] reads: those
+/// owning live pods in the namespaces of the VPAs it handles.
+#[must_use]
+pub fn custom_owners(
+    vpas: &[Arc<VerticalPodAutoscaler>],
+    pods: &[Arc<PodEntry>],
+    controllers: &ControllerIndex,
+    config: &StepConfig,
+) -> BTreeSet<(String, CrossVersionObjectReferenceKey)> {
+    let handled = handled_vpas(vpas, config, &mut Vec::new());
+    let namespaces: HashSet<&str> = handled.iter().map(|h| h.key.0.as_str()).collect();
+    model::custom_owners(controllers, pods.iter().map(|p| &**p), &namespaces)
+}
+
+/// The VPAs that may control pods of a target, by `(namespace, kind, name)`
+/// of their `targetRef`.
+type ByTarget<'a> = HashMap<(&'a str, &'a str, &'a str), Vec<usize>>;
+
+/// What the pods of one direct controller get: their top controller's
+/// selector, the VPA that controls them, and the direct controller (their
+/// disruption budget group).
+struct Matched<'a> {
+    selector: Cow<'a, Selector>,
+    vpa: usize,
+    controller: Option<ControllerRef>,
+}
+
+/// Per VPA (index into the handled VPAs): its pods, each with its direct controller.
+type Assigned<'a> = BTreeMap<usize, Vec<(&'a PodEntry, Option<ControllerRef>)>>;
+
 /// The controlling VPA of each pod: per VPA (index into `handled`), its pods.
+/// The owner walk, the selector lookup and the choice among VPAs are done
+/// once per controller; only the label match is per pod.
 fn assign_pods<'a>(
     snap: Snapshot<'a>,
-    handled: &[Handled<'_>],
+    handled: &[Handled<'a>],
+    owners: &Owners<'a>,
     skipped: &mut Vec<Skip>,
-) -> BTreeMap<usize, Vec<&'a PodEntry>> {
-    let mut by_ns: HashMap<&str, Vec<usize>> = HashMap::new();
+) -> Assigned<'a> {
+    let mut namespaces: HashSet<&str> = HashSet::new();
+    let mut by_target: ByTarget<'_> = HashMap::new();
     for (i, h) in handled.iter().enumerate() {
-        by_ns.entry(h.key.0.as_str()).or_default().push(i);
+        namespaces.insert(h.key.0.as_str());
+        let t = &h.vpa.spec.target_ref;
+        by_target
+            .entry((h.key.0.as_str(), t.kind.as_str(), t.name.as_str()))
+            .or_default()
+            .push(i);
     }
-    let mut out: BTreeMap<usize, Vec<&PodEntry>> = BTreeMap::new();
+    // By the pod's direct controller: pods of one ReplicaSet share it all.
+    let mut matches: HashMap<OwnerKey<'a>, Option<Matched<'a>>> = HashMap::new();
+    let mut out: Assigned<'a> = BTreeMap::new();
     for pod in snap.pods {
+        let pod: &'a PodEntry = pod;
         // Upstream drops pods being deleted before anything else.
-        if pod.deleting {
+        if pod.deleting || !namespaces.contains(pod.pod.namespace.as_str()) {
             continue;
         }
-        let Some(candidates) = by_ns.get(pod.pod.namespace.as_str()) else {
+        let Some(key) = model::owner_key(pod) else {
             continue;
         };
-        let top = match model::top_controller(snap.controllers, pod) {
-            Ok(Some(top)) => top,
-            Ok(None) => continue,
-            Err(e) => {
-                skipped.push(Skip {
-                    pod: pod.id(),
-                    reason: SKIP_OWNER_UNRESOLVED,
-                    message: e.to_string(),
+        let found = match matches.entry(key) {
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(v) => {
+                let top = match owners.top(pod) {
+                    Ok(top) => top,
+                    Err(e) => {
+                        // Not remembered: each pod's message names that pod.
+                        let reason = match e {
+                            Unresolved::Owner(_) => SKIP_OWNER_UNRESOLVED,
+                            Unresolved::CustomOwner { .. } => SKIP_CUSTOM_OWNER_UNREADABLE,
+                        };
+                        skipped.push(Skip {
+                            pod: pod.id(),
+                            reason,
+                            message: e.to_string(),
+                        });
+                        continue;
+                    }
+                };
+                let found = top.and_then(|top| {
+                    let ns = key.0;
+                    // A target whose selector cannot be read selects nothing (upstream skips the VPA).
+                    let selector = owners.selector(ns, &top)?;
+                    let candidates = by_target.get(&(ns, top.kind.as_str(), top.name.as_str()))?;
+                    let vpa = candidates.iter().copied().min_by(|&a, &b| {
+                        let age = |i: usize| handled[i].vpa.metadata.creation_timestamp.as_ref();
+                        age(a)
+                            .cmp(&age(b))
+                            .then_with(|| handled[a].key.1.cmp(&handled[b].key.1))
+                    })?;
+                    Some(Matched {
+                        selector,
+                        vpa,
+                        controller: owners.direct(pod),
+                    })
                 });
-                continue;
+                v.insert(found)
             }
         };
-        let key = (
-            pod.pod.namespace.clone(),
-            top.kind.clone(),
-            top.name.clone(),
-        );
-        // A target whose selector cannot be read selects nothing (upstream skips the VPA).
-        let Some(Ok(selector)) = snap.controllers.get(&key).map(|c| &c.selector) else {
-            continue;
-        };
-        if !selector.matches(&pod.labels) {
-            continue;
-        }
-        let chosen = candidates
-            .iter()
-            .copied()
-            .filter(|&i| top.is_target_of(&handled[i].vpa.spec.target_ref))
-            .min_by(|&a, &b| {
-                let age = |i: usize| handled[i].vpa.metadata.creation_timestamp.clone();
-                age(a)
-                    .cmp(&age(b))
-                    .then_with(|| handled[a].key.1.cmp(&handled[b].key.1))
-            });
-        if let Some(i) = chosen {
-            out.entry(i).or_default().push(pod);
+        if let Some(m) = found
+            && m.selector.matches(&pod.labels)
+        {
+            out.entry(m.vpa)
+                .or_default()
+                .push((pod, m.controller.clone()));
         }
     }
     out
@@ -299,10 +371,13 @@ pub fn step(
 ) -> StepOutput {
     let mut out = StepOutput::default();
     let handled = handled_vpas(snap.vpas, config, &mut out.vpa_problems);
-    let assigned = assign_pods(snap, &handled, &mut out.skipped);
-    let no_limits = NamespaceLimits::default();
+    let owners = Owners::new(snap.controllers, snap.scale);
+    let assigned = assign_pods(snap, &handled, &owners, &mut out.skipped);
+    let mut namespace_limits: HashMap<&str, Result<NamespaceLimits, LimitRangeError>> =
+        HashMap::new();
 
-    for (i, pods) in assigned {
+    for (i, assigned) in assigned {
+        let (pods, controllers): (Vec<&PodEntry>, Vec<_>) = assigned.into_iter().unzip();
         let h = &handled[i];
         let vpa_id = format!("{}/{}", h.key.0, h.key.1);
         out.considered += pods.len();
@@ -347,6 +422,27 @@ pub fn step(
             }
             continue;
         };
+        // The webhook caps new pods by the namespace's LimitRanges: the
+        // decisions and the resize patch use the same capping.
+        let limits = match namespace_limits
+            .entry(h.key.0.as_str())
+            .or_insert_with(|| snap.limit_ranges.limits(&h.key.0))
+        {
+            Ok(limits) => *limits,
+            Err(e) => {
+                for p in &pods {
+                    out.skipped.push(Skip {
+                        pod: p.id(),
+                        reason: SKIP_LIMIT_RANGE_INVALID,
+                        message: format!(
+                            "{e}; the admission webhook leaves new pods of namespace {} unchanged until it is fixed",
+                            h.key.0
+                        ),
+                    });
+                }
+                continue;
+            }
+        };
         let update_policy = h.vpa.spec.update_policy.as_ref();
         let min_replicas = update_policy
             .and_then(|p| p.min_replicas)
@@ -357,9 +453,10 @@ pub fn step(
         }
         let core_pods: Vec<_> = pods
             .iter()
-            .map(|p| {
+            .zip(controllers)
+            .map(|(p, controller)| {
                 let mut cp = p.pod.clone();
-                cp.controller = model::direct_controller(snap.controllers, p);
+                cp.controller = controller;
                 cp
             })
             .collect();
@@ -371,7 +468,7 @@ pub fn step(
                 eviction_requirements: &requirements,
                 resource_policy: &policy,
                 recommendation: &recommendation,
-                limits: &no_limits,
+                limits: &limits,
                 pods: &core_pods,
             },
             &vpa_config,
@@ -410,7 +507,7 @@ pub fn step(
                         &admission,
                         &recommendation,
                         &policy,
-                        &no_limits,
+                        &limits,
                     );
                     // The resize subresource takes container resources only.
                     let ops: Vec<PatchOperation> = patch
@@ -464,12 +561,14 @@ pub fn step(
             });
         }
     }
-    let resizing: HashMap<&str, bool> = snap
-        .pods
-        .iter()
-        .map(|p| (p.uid.as_str(), p.resize != ResizeState::None))
-        .collect();
-    tracker.retain(&resizing, now);
+    if !tracker.is_empty() {
+        let resizing: HashMap<&str, bool> = snap
+            .pods
+            .iter()
+            .map(|p| (p.uid.as_str(), p.resize != ResizeState::None))
+            .collect();
+        tracker.retain(&resizing, now);
+    }
     out
 }
 
@@ -564,6 +663,8 @@ mod tests {
                 vpas,
                 pods,
                 controllers,
+                limit_ranges: &LimitRangeIndex::default(),
+                scale: &ScaleTargets::default(),
             },
             config,
             tracker,

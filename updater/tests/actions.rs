@@ -6,40 +6,20 @@
 //! limit, a lost lease; and one loop from cache contents to requests.
 
 use http::Method;
-use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
-use kube::runtime::events::{Recorder, Reporter};
 use serde_json::{Value, json};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use tailor_core::admission::PatchOperation;
 use tailor_core::update::{ResizeState, UpdateReason};
+use tailor_runtime::scale::ScaleTargets;
 use tailor_testkit::kube_mock::{Exchange, KubeMock, Received};
-use tailor_updater::act::{ActReport, Actor, ActorConfig, reason};
-use tailor_updater::model::{Controlled, ControllerIndex, PodEntry};
-use tailor_updater::step::{self, ActionKind, PlannedAction, ResizeTracker, Snapshot, StepConfig};
+use tailor_updater::act::{ActReport, reason};
+use tailor_updater::model::PodEntry;
+use tailor_updater::step::{ActionKind, LimitRangeIndex, PlannedAction, ResizeTracker};
 
-const NOW: i64 = 1_800_000_000;
-const EVENTS: &str = "/apis/events.k8s.io/v1/namespaces/shop/events";
+mod common;
 
-fn actor(client: &kube::Client, dry_run: bool, rate_limit: f64) -> Actor {
-    let recorder = Recorder::new(
-        client.clone(),
-        Reporter {
-            controller: "tailor-updater".into(),
-            instance: Some("tailor-updater-0".into()),
-        },
-    );
-    Actor::new(
-        client.clone(),
-        recorder,
-        ActorConfig {
-            dry_run,
-            rate_limit,
-            rate_burst: 1,
-            call_timeout: Duration::from_secs(10),
-        },
-    )
-}
+use common::{EVENTS, NOW, actor, apply, event, far};
 
 fn evict_action(pod: &str, fallback_from: Option<ResizeState>) -> PlannedAction {
     PlannedAction {
@@ -92,25 +72,6 @@ fn resize(pod: &str) -> Exchange {
     Exchange::patch(&format!("/api/v1/namespaces/shop/pods/{pod}/resize"))
         .content_type("application/json-patch+json")
         .body(serde_json::to_value(resize_ops()).unwrap())
-}
-
-fn event() -> Exchange {
-    Exchange::post(EVENTS).any_body().respond(
-        201,
-        json!({"apiVersion": "events.k8s.io/v1", "kind": "Event", "metadata": {"name": "e", "namespace": "shop"}}),
-    )
-}
-
-fn far() -> Instant {
-    Instant::now() + Duration::from_secs(60)
-}
-
-async fn apply(
-    actor: &mut Actor,
-    actions: &[PlannedAction],
-    tracker: &mut ResizeTracker,
-) -> ActReport {
-    actor.apply(actions, tracker, NOW, far(), &|| true).await
 }
 
 /// The Event body's reason, regarding (kind, name) and note.
@@ -333,26 +294,7 @@ async fn one_loop_from_cache_contents_to_requests() {
     // Deployment web (3 replicas) → ReplicaSet web-1 → 3 pods requesting
     // 100m; the VPA (Recreate) wants 1 CPU with lower bound 500m: every pod
     // is out of range, int(3 × 0.5) = 1 may go now.
-    let mut index = ControllerIndex::new();
-    let d: Deployment = serde_json::from_value(json!({
-        "metadata": {"name": "web", "namespace": "shop"},
-        "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "web"}}, "template": {}}
-    }))
-    .unwrap();
-    index.insert(
-        ("shop".into(), "Deployment".into(), "web".into()),
-        d.entry(),
-    );
-    let rs: ReplicaSet = serde_json::from_value(json!({
-        "metadata": {"name": "web-1", "namespace": "shop",
-            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "web", "uid": "d", "controller": true}]},
-        "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "web"}}, "template": {}}
-    }))
-    .unwrap();
-    index.insert(
-        ("shop".into(), "ReplicaSet".into(), "web-1".into()),
-        rs.entry(),
-    );
+    let index = common::deployment("web", 3);
     let pods: Vec<Arc<PodEntry>> = (0..3)
         .map(|i| {
             let p = serde_json::from_value(json!({
@@ -378,15 +320,13 @@ async fn one_loop_from_cache_contents_to_requests() {
         .unwrap(),
     )];
     let mut tracker = ResizeTracker::default();
-    let out = step::step(
-        Snapshot {
-            vpas: &vpas,
-            pods: &pods,
-            controllers: &index,
-        },
-        &StepConfig::default(),
+    let out = common::run_step(
+        &vpas,
+        &pods,
+        &index,
+        &LimitRangeIndex::default(),
+        &ScaleTargets::default(),
         &mut tracker,
-        NOW,
     );
     assert_eq!(out.actions.len(), 1);
     let pod = out.actions[0].pod.clone();
