@@ -1212,23 +1212,12 @@ mod tests {
         };
         let labels = serde_json::json!({"matchLabels": {"app": "web"},
             "matchExpressions": [{"key": "tier", "operator": "In", "values": ["fe", "be"]}]});
-        assert_cached_as_full(
-            |o| TargetObject::Deployment(o),
-            &with_selector(labels.clone()),
-        );
-        assert_cached_as_full(
-            |o| TargetObject::StatefulSet(o),
-            &with_selector(labels.clone()),
-        );
-        assert_cached_as_full(
-            |o| TargetObject::DaemonSet(o),
-            &with_selector(labels.clone()),
-        );
-        assert_cached_as_full(
-            |o| TargetObject::ReplicaSet(o),
-            &with_selector(labels.clone()),
-        );
-        assert_cached_as_full(|o| TargetObject::Job(o), &with_selector(labels));
+        let selected = with_selector(labels);
+        assert_cached_as_full(|o| TargetObject::Deployment(o), &selected);
+        assert_cached_as_full(|o| TargetObject::StatefulSet(o), &selected);
+        assert_cached_as_full(|o| TargetObject::DaemonSet(o), &selected);
+        assert_cached_as_full(|o| TargetObject::ReplicaSet(o), &selected);
+        assert_cached_as_full(|o| TargetObject::Job(o), &selected);
         assert_cached_as_full(
             |o| TargetObject::Job(o),
             &[serde_json::json!({"metadata": meta("web"),
