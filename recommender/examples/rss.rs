@@ -263,12 +263,14 @@ fn main() {
     drop((vpas, by_name));
     // What the watch delivers back after the status writes, compacted.
     let vpas = first.delivered;
-    // The metrics as scraped.
+    report("steady state (VPAs cached, statuses written)");
+    // The metrics as scraped (the text is built whole, as the admin server
+    // does).
     let mut text = String::new();
     prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
     let scraped = text.len();
+    report("+ /metrics text of one scrape");
     drop(text);
-    report("steady state (VPAs cached, statuses written)");
 
     // A steady-state loop: one new minute of samples, then the step.
     let mut fresh = History::default();
