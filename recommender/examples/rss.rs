@@ -3,8 +3,8 @@
 //! pod, one VPA per `--pods-per-vpa` pods), 8 days of usage at the initial
 //! load's resolution, fed through the real step (pods → containers →
 //! aggregates → recommendations). Holds what the running controller holds:
-//! the VPA and pod caches, the slimmed Deployment and ReplicaSet caches the
-//! targets are resolved through, the aggregates, the metrics registry with
+//! the VPA and pod caches, the compact Deployment and ReplicaSet caches
+//! (selectors only) the targets are resolved through, the aggregates, the metrics registry with
 //! its per-VPA rows, each status and checkpoint apply body as it is written,
 //! and the checkpoint memo. Prints VmRSS after each phase and the peak
 //! (VmHWM), read from /proc/self/status.
@@ -16,12 +16,13 @@
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::autoscaling::v1::CrossVersionObjectReference;
 use k8s_openapi::api::core::v1::Pod;
+use kube::runtime::watcher::Event;
 use serde_json::json;
 use std::collections::HashMap;
 use std::sync::Arc;
 use tailor_api::VerticalPodAutoscaler;
 use tailor_api::selector::Selector;
-use tailor_api::target::{TargetObject, target_selector};
+use tailor_api::target::target_selector;
 use tailor_core::catalog::Rates;
 use tailor_core::recommender::RecommenderOptions;
 use tailor_core::resources::Resources;
@@ -29,16 +30,16 @@ use tailor_recommender::controller::r#loop::{
     CostConfig, LookupError, PodInfo, Recommender, Snapshot, TargetLookup, VpaInfo,
 };
 use tailor_recommender::controller::metrics::Metrics;
-use tailor_recommender::controller::run::Slim;
+use tailor_recommender::controller::run::ControllerCache;
 use tailor_recommender::controller::state::{ClusterState, VpaKey};
 use tailor_recommender::controller::writer::{self, CheckpointMemo};
 use tailor_recommender::prom::{ContainerKey, History};
 
 const T0: i64 = 1_700_000_000;
 
-/// The Deployment cache, as the controller's reflector holds it (slimmed
-/// objects behind `Arc`s, by namespace and name).
-struct Deployments(HashMap<(String, String), Arc<Deployment>>);
+/// The Deployment cache, as the controller holds it (the selector of each,
+/// by namespace and name).
+struct Deployments(ControllerCache<Deployment>);
 
 impl TargetLookup for Deployments {
     fn selector(
@@ -46,11 +47,10 @@ impl TargetLookup for Deployments {
         namespace: &str,
         target: &CrossVersionObjectReference,
     ) -> Result<Selector, LookupError> {
-        let d = self.0.get(&(namespace.to_owned(), target.name.clone()));
-        Ok(target_selector(
-            target,
-            d.map(|d| TargetObject::Deployment(d)),
-        )?)
+        match self.0.get(namespace, &target.name) {
+            Some(held) => held.selector(),
+            None => Ok(target_selector(target, None)?),
+        }
     }
 }
 
@@ -145,20 +145,24 @@ fn main() {
             Arc::new(PodInfo::from_pod(&pod))
         })
         .collect();
-    let mut deployments = HashMap::new();
-    let mut replica_sets = HashMap::new();
+    // Fed as the watch's initial list delivers them: each object decoded,
+    // then compacted.
+    let deployments = ControllerCache::<Deployment>::default();
+    let replica_sets = ControllerCache::<ReplicaSet>::default();
+    let (mut d_list, mut rs_list) = (Vec::new(), Vec::new());
+    deployments.apply(&mut d_list, Event::Init);
+    replica_sets.apply(&mut rs_list, Event::Init);
     for v in 0..vpa_count {
         let app = format!("app-{v}");
-        let mut d: Deployment = serde_json::from_value(json!({
+        let d: Deployment = serde_json::from_value(json!({
             "metadata": {"name": app, "namespace": "bench", "uid": format!("d-{v}"), "generation": 3,
                 "annotations": {"deployment.kubernetes.io/revision": "3"}},
             "spec": {"replicas": pods_per_vpa, "selector": {"matchLabels": {"app": app}}, "template": template(&app)},
             "status": {"replicas": pods_per_vpa, "readyReplicas": pods_per_vpa, "observedGeneration": 3}
         }))
         .unwrap();
-        d.slim();
-        deployments.insert(("bench".to_owned(), app.clone()), Arc::new(d));
-        let mut rs: ReplicaSet = serde_json::from_value(json!({
+        deployments.apply(&mut d_list, Event::InitApply(d));
+        let rs: ReplicaSet = serde_json::from_value(json!({
             "metadata": {"name": format!("{app}-5d9f7c"), "namespace": "bench", "uid": format!("rs-{v}"),
                 "labels": {"app": app, "pod-template-hash": "5d9f7c"},
                 "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": app, "uid": format!("d-{v}"), "controller": true}]},
@@ -166,9 +170,11 @@ fn main() {
             "status": {"replicas": pods_per_vpa}
         }))
         .unwrap();
-        rs.slim();
-        replica_sets.insert(("bench".to_owned(), format!("{app}-5d9f7c")), Arc::new(rs));
+        replica_sets.apply(&mut rs_list, Event::InitApply(rs));
     }
+    deployments.apply(&mut d_list, Event::InitDone);
+    replica_sets.apply(&mut rs_list, Event::InitDone);
+    assert_eq!(replica_sets.state().len(), vpa_count);
     let targets = Deployments(deployments);
     report("VPA, pod, Deployment, ReplicaSet caches");
 
@@ -257,12 +263,14 @@ fn main() {
     drop((vpas, by_name));
     // What the watch delivers back after the status writes, compacted.
     let vpas = first.delivered;
-    // The metrics as scraped.
+    report("steady state (VPAs cached, statuses written)");
+    // The metrics as scraped (the text is built whole, as the admin server
+    // does).
     let mut text = String::new();
     prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
     let scraped = text.len();
+    report("+ /metrics text of one scrape");
     drop(text);
-    report("steady state (VPAs cached, statuses written)");
 
     // A steady-state loop: one new minute of samples, then the step.
     let mut fresh = History::default();

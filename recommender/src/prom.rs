@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use tailor_core::recommender::Timestamp;
+use tailor_runtime::redact;
 
 /// Upstream's cAdvisor job label value.
 pub const DEFAULT_CADVISOR_JOB: &str = "kubernetes-cadvisor";
@@ -544,6 +545,8 @@ fn to_secs(t: f64) -> Timestamp {
 #[derive(Clone, Debug)]
 pub struct PromClient {
     base: String,
+    /// `base` as errors and logs show it (no credentials).
+    shown: String,
     http: reqwest::Client,
     timeout: Duration,
 }
@@ -555,28 +558,31 @@ impl PromClient {
         let base = url.trim_end_matches('/').to_owned();
         if !(base.starts_with("http://") || base.starts_with("https://")) || base.len() < 8 {
             return Err(PromError::InvalidUrl {
-                url: url.to_owned(),
+                url: redact::url(url),
                 reason: "must start with http:// or https://".to_owned(),
             });
         }
+        let shown = redact::url(&base);
         let http = reqwest::Client::builder()
             .timeout(timeout)
             .build()
             .map_err(|e| PromError::Unreachable {
-                url: base.clone(),
-                source: e,
+                url: shown.clone(),
+                source: e.without_url(),
             })?;
         Ok(PromClient {
             base,
+            shown,
             http,
             timeout,
         })
     }
 
-    /// The base URL.
+    /// The base URL as it may be shown: a user name, password or query
+    /// string is hidden.
     #[must_use]
     pub fn url(&self) -> &str {
-        &self.base
+        &self.shown
     }
 
     async fn call(
@@ -606,7 +612,7 @@ impl PromClient {
             .await
             .map_err(|e| self.transport_error(e, query))?;
         let bad = |reason: String| PromError::BadResponse {
-            url: self.base.clone(),
+            url: self.shown.clone(),
             query: query.to_owned(),
             reason,
         };
@@ -616,7 +622,7 @@ impl PromClient {
         })?;
         if parsed.status != "success" {
             return Err(PromError::Query {
-                url: self.base.clone(),
+                url: self.shown.clone(),
                 status: status.as_u16(),
                 error_type: parsed.error_type.unwrap_or_default(),
                 error: parsed.error.unwrap_or_default(),
@@ -636,14 +642,15 @@ impl PromClient {
     fn transport_error(&self, e: reqwest::Error, query: &str) -> PromError {
         if e.is_timeout() {
             PromError::Timeout {
-                url: self.base.clone(),
+                url: self.shown.clone(),
                 timeout: self.timeout,
                 query: query.to_owned(),
             }
         } else {
+            // reqwest's message carries the request URL, credentials and all.
             PromError::Unreachable {
-                url: self.base.clone(),
-                source: e,
+                url: self.shown.clone(),
+                source: e.without_url(),
             }
         }
     }
@@ -662,7 +669,7 @@ impl PromClient {
             .into_iter()
             .map(|s| {
                 let (t, v) = s.value.ok_or_else(|| PromError::BadResponse {
-                    url: self.base.clone(),
+                    url: self.shown.clone(),
                     query: query.to_owned(),
                     reason: "vector element without value".to_owned(),
                 })?;
@@ -677,7 +684,7 @@ impl PromClient {
 
     fn value(&self, query: &str, v: &str) -> Result<f64, PromError> {
         parse_value(v).ok_or_else(|| PromError::BadResponse {
-            url: self.base.clone(),
+            url: self.shown.clone(),
             query: query.to_owned(),
             reason: format!("sample value {v:?} is not a number"),
         })
@@ -940,6 +947,34 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
     use rstest::rstest;
+
+    #[tokio::test]
+    async fn errors_never_show_credentials() {
+        // Port 1 on loopback refuses the connection: reqwest's own message
+        // would carry the request URL.
+        let client = PromClient::new(
+            "http://alice:s3cret@127.0.0.1:1/?token=t0ken",
+            Duration::from_secs(5),
+        )
+        .unwrap();
+        assert_eq!(client.url(), "http://***@127.0.0.1:1/?***");
+        let err = client.query("up", 0).await.unwrap_err();
+        assert!(matches!(err, PromError::Unreachable { .. }), "{err:?}");
+        let shown = format!("{err} {err:?} {:?}", std::error::Error::source(&err));
+        assert!(shown.contains("127.0.0.1:1"), "{shown}");
+        for secret in ["alice", "s3cret", "t0ken"] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+        let err = PromClient::new(
+            "ftp://alice:s3cret@prom?token=t0ken",
+            Duration::from_secs(5),
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid Prometheus URL \"ftp://***@prom?***\": must start with http:// or https://"
+        );
+    }
 
     #[rstest]
     #[case("web", "web")]

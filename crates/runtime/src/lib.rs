@@ -43,6 +43,7 @@ pub mod admin;
 pub mod args;
 pub mod client;
 pub mod lease;
+pub mod redact;
 pub mod scale;
 pub mod serve;
 pub mod shutdown;

@@ -20,7 +20,7 @@ use k8s_openapi::api::autoscaling::v1::CrossVersionObjectReference;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{Pod, ReplicationController};
-use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt as _, watcher};
 use kube::{Api, Resource};
 use serde::de::DeserializeOwned;
@@ -158,10 +158,8 @@ impl<K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + S
 {
 }
 
-/// Drops what the controller never reads before an object enters a cache:
-/// managed fields everywhere (server-side apply makes them large), and the pod
-/// templates of controllers (only their selectors are read; a CronJob keeps
-/// its template's labels, which are its selector).
+/// Drops what the controller never reads before an object enters a
+/// reflector's store (managed fields: server-side apply makes them large).
 pub trait Slim {
     /// Removes the unread parts in place.
     fn slim(&mut self);
@@ -177,49 +175,6 @@ macro_rules! slim_meta_only {
     )+};
 }
 slim_meta_only!(HorizontalPodAutoscaler);
-
-macro_rules! slim_template {
-    ($($ty:ty),+) => {$(
-        impl Slim for $ty {
-            fn slim(&mut self) {
-                self.metadata.managed_fields = None;
-                if let Some(spec) = self.spec.as_mut() {
-                    spec.template = Default::default();
-                }
-                self.status = None;
-            }
-        }
-    )+};
-}
-slim_template!(Deployment, StatefulSet, DaemonSet, ReplicaSet, Job);
-
-impl Slim for ReplicationController {
-    fn slim(&mut self) {
-        self.metadata.managed_fields = None;
-        if let Some(spec) = self.spec.as_mut() {
-            spec.template = None;
-        }
-        self.status = None;
-    }
-}
-
-impl Slim for CronJob {
-    fn slim(&mut self) {
-        self.metadata.managed_fields = None;
-        if let Some(spec) = self.spec.as_mut()
-            && let Some(job) = spec.job_template.spec.as_mut()
-        {
-            let labels = job.template.metadata.as_mut().and_then(|m| m.labels.take());
-            job.template = Default::default();
-            job.template.metadata =
-                Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
-                    labels,
-                    ..Default::default()
-                });
-        }
-        self.status = None;
-    }
-}
 
 /// Starts a cluster-wide reflector for `K` (slimmed); the store fills as it lists.
 fn watch<K: Watched + Slim>(
@@ -286,6 +241,61 @@ impl Compact for VpaInfo {
     }
 }
 
+/// What the controller keeps of a well-known controller (`K`): the selector
+/// of its pods, read once as the object arrives, or why it has none. The
+/// loop reads nothing else of them (pods are matched to VPAs by selector,
+/// not through owner references), so the decoded object is dropped at once:
+/// even slimmed, a Deployment or ReplicaSet held about 4 KiB in a store.
+pub struct ControllerSelector<K> {
+    /// Boxed: the error is large and rare.
+    selector: Result<Selector, Box<tailor_api::target::TargetError>>,
+    kind: std::marker::PhantomData<fn() -> K>,
+}
+
+impl<K> ControllerSelector<K> {
+    /// The selector for `target`, which names this object. Identical to
+    /// [`target_selector`] on the full object: the kind of a well-known
+    /// `targetRef` is matched exactly, and its name is the object's, so the
+    /// errors computed at compaction name what the `targetRef` names.
+    ///
+    /// # Errors
+    /// The object has no spec, or its selector is invalid.
+    pub fn selector(&self) -> Result<Selector, LookupError> {
+        self.selector.clone().map_err(|e| LookupError::Target(*e))
+    }
+}
+
+macro_rules! controller_selector {
+    ($($variant:ident),+) => {$(
+        impl Compact for ControllerSelector<$variant> {
+            type Source = $variant;
+            fn compact(object: $variant) -> Self {
+                let kind = WellKnownKind::$variant;
+                // The `targetRef` that names this object.
+                let named = CrossVersionObjectReference {
+                    api_version: Some(kind.api_version().to_owned()),
+                    kind: kind.as_str().to_owned(),
+                    name: object.metadata.name.clone().unwrap_or_default(),
+                };
+                ControllerSelector {
+                    selector: target_selector(&named, Some(TargetObject::$variant(&object)))
+                        .map_err(Box::new),
+                    kind: std::marker::PhantomData,
+                }
+            }
+        }
+    )+};
+}
+controller_selector!(
+    Deployment,
+    StatefulSet,
+    DaemonSet,
+    ReplicaSet,
+    Job,
+    CronJob,
+    ReplicationController
+);
+
 /// OOM kills held for the next loop at most (upstream's channel size); more
 /// between two loops are dropped and logged.
 const MAX_PENDING_OOMS: usize = 5000;
@@ -339,6 +349,16 @@ fn object_key<K: Resource>(o: &K) -> (String, String) {
 }
 
 impl<T: Compact> CompactCache<T> {
+    /// The object `namespace/name`, if held.
+    #[must_use]
+    pub fn get(&self, namespace: &str, name: &str) -> Option<Arc<T>> {
+        let guard = self
+            .items
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        guard.get(&(namespace.to_owned(), name.to_owned())).cloned()
+    }
+
     /// Every object, in no particular order.
     #[must_use]
     pub fn state(&self) -> Vec<Arc<T>> {
@@ -463,21 +483,35 @@ impl<T: Compact> CompactCache<T> {
     }
 }
 
+/// The cache of one well-known controller kind.
+pub type ControllerCache<K> = CompactCache<ControllerSelector<K>>;
+
 /// Target selectors from the well-known controllers' caches.
 #[derive(Clone)]
 pub struct StoreTargets {
-    deployments: Store<Deployment>,
-    stateful_sets: Store<StatefulSet>,
-    daemon_sets: Store<DaemonSet>,
-    replica_sets: Store<ReplicaSet>,
-    jobs: Store<Job>,
-    cron_jobs: Store<CronJob>,
-    replication_controllers: Store<ReplicationController>,
+    deployments: ControllerCache<Deployment>,
+    stateful_sets: ControllerCache<StatefulSet>,
+    daemon_sets: ControllerCache<DaemonSet>,
+    replica_sets: ControllerCache<ReplicaSet>,
+    jobs: ControllerCache<Job>,
+    cron_jobs: ControllerCache<CronJob>,
+    replication_controllers: ControllerCache<ReplicationController>,
     scales: ScaleTargets,
 }
 
-fn get<K: Watched>(store: &Store<K>, namespace: &str, name: &str) -> Option<Arc<K>> {
-    store.get(&ObjectRef::new(name).within(namespace))
+/// The selector of `target` from the cache of its kind.
+fn cached_selector<K>(
+    cache: &ControllerCache<K>,
+    namespace: &str,
+    target: &CrossVersionObjectReference,
+) -> Result<Selector, LookupError>
+where
+    ControllerSelector<K>: Compact,
+{
+    match cache.get(namespace, &target.name) {
+        Some(held) => held.selector(),
+        None => Ok(target_selector(target, None)?),
+    }
 }
 
 impl TargetLookup for StoreTargets {
@@ -486,26 +520,16 @@ impl TargetLookup for StoreTargets {
         namespace: &str,
         target: &CrossVersionObjectReference,
     ) -> Result<Selector, LookupError> {
-        let name = target.name.as_str();
-        // Each arm keeps its Arc alive while the selector is read.
-        macro_rules! read {
-            ($store:expr, $variant:ident) => {{
-                let obj = get(&$store, namespace, name);
-                Ok(target_selector(
-                    target,
-                    obj.as_deref().map(TargetObject::$variant),
-                )?)
-            }};
-        }
+        let (ns, t) = (namespace, target);
         match WellKnownKind::from_kind(&target.kind) {
-            Some(WellKnownKind::Deployment) => read!(self.deployments, Deployment),
-            Some(WellKnownKind::StatefulSet) => read!(self.stateful_sets, StatefulSet),
-            Some(WellKnownKind::DaemonSet) => read!(self.daemon_sets, DaemonSet),
-            Some(WellKnownKind::ReplicaSet) => read!(self.replica_sets, ReplicaSet),
-            Some(WellKnownKind::Job) => read!(self.jobs, Job),
-            Some(WellKnownKind::CronJob) => read!(self.cron_jobs, CronJob),
+            Some(WellKnownKind::Deployment) => cached_selector(&self.deployments, ns, t),
+            Some(WellKnownKind::StatefulSet) => cached_selector(&self.stateful_sets, ns, t),
+            Some(WellKnownKind::DaemonSet) => cached_selector(&self.daemon_sets, ns, t),
+            Some(WellKnownKind::ReplicaSet) => cached_selector(&self.replica_sets, ns, t),
+            Some(WellKnownKind::Job) => cached_selector(&self.jobs, ns, t),
+            Some(WellKnownKind::CronJob) => cached_selector(&self.cron_jobs, ns, t),
             Some(WellKnownKind::ReplicationController) => {
-                read!(self.replication_controllers, ReplicationController)
+                cached_selector(&self.replication_controllers, ns, t)
             }
             // Any other kind: its /scale subresource, read before the step.
             None => self.scales.selector(namespace, target),
@@ -526,32 +550,28 @@ impl Caches {
     fn start(client: &kube::Client, shutdown: &Shutdown) -> Self {
         let token = shutdown.token();
         macro_rules! start {
-            () => {{
-                let (store, task) = watch(client, &token);
+            ($cache:ty) => {{
+                let (cache, task) = <$cache>::start(client, &token);
                 shutdown.spawn(task);
-                store
+                cache
             }};
         }
         Caches {
-            vpas: {
-                let (cache, task) = VpaCache::start(client, &token);
+            vpas: start!(VpaCache),
+            pods: start!(PodCache),
+            hpas: {
+                let (store, task) = watch(client, &token);
                 shutdown.spawn(task);
-                cache
+                store
             },
-            pods: {
-                let (cache, task) = PodCache::start(client, &token);
-                shutdown.spawn(task);
-                cache
-            },
-            hpas: start!(),
             targets: StoreTargets {
-                deployments: start!(),
-                stateful_sets: start!(),
-                daemon_sets: start!(),
-                replica_sets: start!(),
-                jobs: start!(),
-                cron_jobs: start!(),
-                replication_controllers: start!(),
+                deployments: start!(ControllerCache<Deployment>),
+                stateful_sets: start!(ControllerCache<StatefulSet>),
+                daemon_sets: start!(ControllerCache<DaemonSet>),
+                replica_sets: start!(ControllerCache<ReplicaSet>),
+                jobs: start!(ControllerCache<Job>),
+                cron_jobs: start!(ControllerCache<CronJob>),
+                replication_controllers: start!(ControllerCache<ReplicationController>),
                 scales: ScaleTargets::default(),
             },
         }
@@ -559,16 +579,11 @@ impl Caches {
 
     async fn wait_until_ready(&self) -> anyhow::Result<()> {
         let t = &self.targets;
-        let results = futures::join!(
-            async {
-                self.vpas.wait_until_ready().await;
-                Ok(())
-            },
-            async {
-                self.pods.wait_until_ready().await;
-                Ok(())
-            },
-            self.hpas.wait_until_ready(),
+        // The compact caches wait for their first list; only the HPA
+        // reflector can end before it.
+        futures::join!(
+            self.vpas.wait_until_ready(),
+            self.pods.wait_until_ready(),
             t.deployments.wait_until_ready(),
             t.stateful_sets.wait_until_ready(),
             t.daemon_sets.wait_until_ready(),
@@ -577,14 +592,10 @@ impl Caches {
             t.cron_jobs.wait_until_ready(),
             t.replication_controllers.wait_until_ready(),
         );
-        let all = [
-            results.0, results.1, results.2, results.3, results.4, results.5, results.6, results.7,
-            results.8, results.9,
-        ];
-        for r in all {
-            r.context("a watch ended before its first list")?;
-        }
-        Ok(())
+        self.hpas
+            .wait_until_ready()
+            .await
+            .context("a watch ended before its first list")
     }
 }
 
@@ -1131,39 +1142,104 @@ mod tests {
         assert!(c.state().is_empty());
     }
 
-    #[test]
-    fn slimmed_controllers_keep_their_selectors() {
-        let target = |kind: &str| CrossVersionObjectReference {
-            api_version: Some("apps/v1".into()),
-            kind: kind.into(),
-            name: "web".into(),
+    /// Each kind's cache, fed `objects` (JSON), asked for `target`, against
+    /// `target_selector` on the full object.
+    fn assert_cached_as_full<K>(
+        as_target: fn(&K) -> TargetObject<'_>,
+        objects: &[serde_json::Value],
+    ) where
+        ControllerSelector<K>: Compact<Source = K>,
+        K: Watched,
+    {
+        let cache = ControllerCache::<K>::default();
+        let mut buf = Vec::new();
+        cache.apply(&mut buf, watcher::Event::Init);
+        let full: Vec<K> = objects
+            .iter()
+            .map(|o| serde_json::from_value(o.clone()).unwrap())
+            .collect();
+        for o in &full {
+            cache.apply(&mut buf, watcher::Event::InitApply(o.clone()));
+        }
+        cache.apply(&mut buf, watcher::Event::InitDone);
+        let kind = K::kind(&()).into_owned();
+        let target = |name: &str| CrossVersionObjectReference {
+            api_version: Some("any/v1".into()),
+            kind: kind.clone(),
+            name: name.into(),
         };
+        for o in &full {
+            let name = o.meta().name.clone().unwrap();
+            let expected =
+                target_selector(&target(&name), Some(as_target(o))).map_err(LookupError::from);
+            assert_eq!(
+                cached_selector(&cache, "shop", &target(&name)),
+                expected,
+                "{kind} {name}"
+            );
+        }
+        assert_eq!(
+            cached_selector(&cache, "shop", &target("gone")),
+            Err(LookupError::Target(
+                tailor_api::target::TargetError::NotFound {
+                    kind: kind.clone(),
+                    name: "gone".into()
+                }
+            ))
+        );
+        assert!(
+            cached_selector(&cache, "other", &target("web")).is_err(),
+            "namespaced"
+        );
+    }
+
+    #[test]
+    fn controller_caches_give_the_selectors_of_the_full_objects() {
         let template = serde_json::json!({"metadata": {"labels": {"app": "web", "tier": "fe"}},
             "spec": {"containers": [{"name": "app", "image": "x"}]}});
-        let mut d: Deployment = serde_json::from_value(serde_json::json!({
-            "metadata": {"name": "web", "managedFields": [{"manager": "kubectl"}]},
-            "spec": {"selector": {"matchLabels": {"app": "web"}}, "template": template}
-        }))
-        .unwrap();
-        d.slim();
-        assert!(d.metadata.managed_fields.is_none());
-        assert!(d.spec.as_ref().unwrap().template.spec.is_none());
-        let sel =
-            target_selector(&target("Deployment"), Some(TargetObject::Deployment(&d))).unwrap();
-        assert_eq!(sel, Selector::parse("app=web").unwrap());
-
-        let mut c: CronJob = serde_json::from_value(serde_json::json!({
-            "metadata": {"name": "web"},
-            "spec": {"schedule": "* * * * *", "jobTemplate": {"spec": {"template": template}}}
-        }))
-        .unwrap();
-        let before = target_selector(&target("CronJob"), Some(TargetObject::CronJob(&c))).unwrap();
-        c.slim();
-        let job = c.spec.as_ref().unwrap().job_template.spec.as_ref().unwrap();
-        assert!(job.template.spec.is_none());
-        assert_eq!(
-            target_selector(&target("CronJob"), Some(TargetObject::CronJob(&c))).unwrap(),
-            before
+        let meta = |name: &str| {
+            serde_json::json!({"name": name, "namespace": "shop",
+            "managedFields": [{"manager": "kubectl"}]})
+        };
+        let with_selector = |selector: serde_json::Value| {
+            vec![
+                serde_json::json!({"metadata": meta("web"),
+                    "spec": {"selector": selector, "template": template}}),
+                serde_json::json!({"metadata": meta("bad"), "spec": {"selector":
+                    {"matchExpressions": [{"key": "app", "operator": "Bogus"}]}, "template": template}}),
+                serde_json::json!({"metadata": meta("nospec")}),
+            ]
+        };
+        let labels = serde_json::json!({"matchLabels": {"app": "web"},
+            "matchExpressions": [{"key": "tier", "operator": "In", "values": ["fe", "be"]}]});
+        let selected = with_selector(labels);
+        assert_cached_as_full(|o| TargetObject::Deployment(o), &selected);
+        assert_cached_as_full(|o| TargetObject::StatefulSet(o), &selected);
+        assert_cached_as_full(|o| TargetObject::DaemonSet(o), &selected);
+        assert_cached_as_full(|o| TargetObject::ReplicaSet(o), &selected);
+        assert_cached_as_full(|o| TargetObject::Job(o), &selected);
+        assert_cached_as_full(
+            |o| TargetObject::Job(o),
+            &[serde_json::json!({"metadata": meta("web"),
+            "spec": {"template": template}})],
+        );
+        assert_cached_as_full(
+            |o| TargetObject::CronJob(o),
+            &[
+                serde_json::json!({"metadata": meta("web"), "spec": {"schedule": "* * * * *",
+                "jobTemplate": {"spec": {"template": template}}}}),
+                serde_json::json!({"metadata": meta("nolabels"), "spec": {"schedule": "* * * * *",
+                "jobTemplate": {}}}),
+                serde_json::json!({"metadata": meta("nospec")}),
+            ],
+        );
+        assert_cached_as_full(
+            |o| TargetObject::ReplicationController(o),
+            &[
+                serde_json::json!({"metadata": meta("web"), "spec": {"selector": {"app": "web"}}}),
+                serde_json::json!({"metadata": meta("bad"), "spec": {"selector": {"a b": "c"}}}),
+                serde_json::json!({"metadata": meta("nospec")}),
+            ],
         );
     }
 
