@@ -18,7 +18,6 @@ use k8s_openapi::api::autoscaling::v1::CrossVersionObjectReference;
 use k8s_openapi::api::core::v1::Pod;
 use kube::runtime::watcher::Event;
 use serde_json::json;
-use std::collections::HashMap;
 use std::sync::Arc;
 use tailor_api::VerticalPodAutoscaler;
 use tailor_api::selector::Selector;
@@ -114,17 +113,7 @@ fn main() {
 
     // VPAs as the controller's cache holds them (VpaInfo).
     let vpas: Vec<Arc<VpaInfo>> = (0..vpa_count)
-        .map(|v| {
-            let vpa: VerticalPodAutoscaler = serde_json::from_value(json!({
-                "apiVersion": "autoscaling.k8s.io/v1", "kind": "VerticalPodAutoscaler",
-                "metadata": {"name": format!("app-{v}"), "namespace": "bench", "uid": format!("uid-{v}"),
-                    "resourceVersion": "123456", "generation": 1, "creationTimestamp": "2026-11-01T00:00:00Z"},
-                "spec": {"targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": format!("app-{v}")},
-                    "updatePolicy": {"updateMode": "Off"}}
-            }))
-            .unwrap();
-            Arc::new(VpaInfo::new(vpa))
-        })
+        .map(|v| Arc::new(VpaInfo::new(full_vpa(&format!("app-{v}")))))
         .collect();
     // Pods as the watch cache holds them: decoded from a typical full
     // object, kept as the controller's compact PodInfo.
@@ -235,10 +224,6 @@ fn main() {
     let mut registry = prometheus_client::registry::Registry::default();
     let metrics = Metrics::register(&mut registry);
     let mut memo = CheckpointMemo::default();
-    let by_name: HashMap<String, Arc<VpaInfo>> = vpas
-        .iter()
-        .map(|v| (v.metadata.name.clone().unwrap_or_default(), Arc::clone(v)))
-        .collect();
     // The first step as the controller runs it (`run_step`).
     let first = Loop {
         rec: &mut rec,
@@ -247,7 +232,7 @@ fn main() {
         targets: &targets,
         pods: &pods,
     }
-    .run(&vpas, &History::default(), now, Some(&by_name));
+    .run(&vpas, &History::default(), now, true);
     println!(
         "aggregated {loaded} samples into {} aggregates; {} VPAs recommended; {} statuses and {} checkpoints written; histogram heap {:.1} MiB; largest apply body {} B",
         rec.state.aggregate_count(),
@@ -260,7 +245,7 @@ fn main() {
     assert_eq!(first.recommended, vpa_count);
     assert_eq!(first.checkpoints, rec.state.aggregate_count());
     report("+ first step (statuses, metrics, checkpoints)");
-    drop((vpas, by_name));
+    drop(vpas);
     // What the watch delivers back after the status writes, compacted.
     let vpas = first.delivered;
     report("steady state (VPAs cached, statuses written)");
@@ -290,7 +275,7 @@ fn main() {
         targets: &targets,
         pods: &pods,
     }
-    .run(&vpas, &fresh, now + 120, None);
+    .run(&vpas, &fresh, now + 120, false);
     drop(fresh);
     println!(
         "loop: {} statuses and {} checkpoints written; /metrics {scraped} B",
@@ -317,15 +302,9 @@ struct Done {
 }
 
 impl Loop<'_> {
-    /// `by_name`: the VPAs as first listed; each written status then comes
-    /// back through the watch and is cached (compacted) in `delivered`.
-    fn run(
-        self,
-        vpas: &[Arc<VpaInfo>],
-        history: &History,
-        now: i64,
-        by_name: Option<&HashMap<String, Arc<VpaInfo>>>,
-    ) -> Done {
+    /// `deliver`: each written status comes back through the watch on the
+    /// whole VPA (as first listed), cached compacted in `delivered`.
+    fn run(self, vpas: &[Arc<VpaInfo>], history: &History, now: i64, deliver: bool) -> Done {
         let pending = self
             .rec
             .update(
@@ -362,8 +341,8 @@ impl Loop<'_> {
                 let body = writer::status_patch(&r.key, &status).to_string();
                 done.largest_body = done.largest_body.max(body.len());
                 done.statuses += 1;
-                if let Some(by_name) = by_name {
-                    let mut full = VerticalPodAutoscaler::clone(&by_name[&r.key.name]);
+                if deliver {
+                    let mut full = full_vpa(&r.key.name);
                     full.status = Some(status);
                     done.delivered.push(Arc::new(VpaInfo::new(full)));
                 }
@@ -389,4 +368,16 @@ impl Loop<'_> {
         }
         done
     }
+}
+
+/// A VPA as the API server lists it (before the first status write).
+fn full_vpa(name: &str) -> VerticalPodAutoscaler {
+    serde_json::from_value(json!({
+        "apiVersion": "autoscaling.k8s.io/v1", "kind": "VerticalPodAutoscaler",
+        "metadata": {"name": name, "namespace": "bench", "uid": format!("uid-{name}"),
+            "resourceVersion": "123456", "generation": 1, "creationTimestamp": "2026-11-01T00:00:00Z"},
+        "spec": {"targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
+            "updatePolicy": {"updateMode": "Off"}}
+    }))
+    .unwrap()
 }

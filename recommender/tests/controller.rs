@@ -64,6 +64,10 @@ fn deployment(name: &str) -> Deployment {
 }
 
 fn vpa(name: &str, status: Option<Value>) -> Arc<VpaInfo> {
+    Arc::new(VpaInfo::new(full_vpa(name, status)))
+}
+
+fn full_vpa(name: &str, status: Option<Value>) -> VerticalPodAutoscaler {
     let mut v = json!({
         "apiVersion": "autoscaling.k8s.io/v1", "kind": "VerticalPodAutoscaler",
         "metadata": {"name": name, "namespace": "shop", "uid": format!("uid-{name}")},
@@ -72,7 +76,7 @@ fn vpa(name: &str, status: Option<Value>) -> Arc<VpaInfo> {
     if let Some(s) = status {
         v["status"] = s;
     }
-    Arc::new(VpaInfo::new(serde_json::from_value(v).unwrap()))
+    serde_json::from_value(v).unwrap()
 }
 
 fn pod(name: &str, app: &str) -> Arc<PodInfo> {
@@ -278,7 +282,7 @@ async fn fetching_history_is_applied_then_removed_once_the_history_is_in() {
 async fn a_failed_write_does_not_stop_the_others_and_bad_vpas_get_a_condition() {
     let mut r = recommender();
     let widget = {
-        let mut v: VerticalPodAutoscaler = (**vpa("api", None)).clone();
+        let mut v = full_vpa("api", None);
         v.spec.target_ref.kind = "Widget".into();
         v.spec.target_ref.api_version = Some("example.com/v1".into());
         Arc::new(VpaInfo::new(v))

@@ -65,12 +65,10 @@ fn scale(name: &str, selector: &str) -> Value {
 }
 
 fn custom(vpas: &[Arc<VpaInfo>]) -> BTreeSet<(String, CrossVersionObjectReferenceKey)> {
-    ScaleTargets::custom_targets(vpas.iter().map(|v| {
-        (
-            v.metadata.namespace.as_deref().unwrap_or_default(),
-            &v.spec.target_ref,
-        )
-    }))
+    ScaleTargets::custom_targets(
+        vpas.iter()
+            .map(|v| (v.namespace.as_str(), &v.spec.target_ref)),
+    )
 }
 
 fn scale_path(name: &str) -> String {

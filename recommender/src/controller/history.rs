@@ -11,7 +11,6 @@ use crate::prom::{
     ContainerKey, ContainerRequests, History, Inventory, Owners, PromClient, PromError,
     SeriesConfig,
 };
-use kube::ResourceExt as _;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use tailor_core::recommender::Timestamp;
@@ -169,11 +168,7 @@ impl WorkloadResolver {
         for (key, vpa) in vpas {
             let t = &vpa.spec.target_ref;
             by_target
-                .entry((
-                    vpa.namespace().unwrap_or_default(),
-                    t.kind.clone(),
-                    t.name.clone(),
-                ))
+                .entry((vpa.namespace.clone(), t.kind.clone(), t.name.clone()))
                 .or_insert_with(|| key.clone());
         }
         WorkloadResolver {

@@ -21,6 +21,7 @@ use tailor_api::VerticalPodAutoscalerStatus;
 use tailor_api::convert;
 use tailor_api::selector::{Operator, Selector};
 use tailor_api::vpa::RecommendedPodResources;
+use tailor_api::vpa::{VerticalPodAutoscalerCondition, VerticalPodAutoscalerSpec};
 use tailor_core::catalog::Rates;
 use tailor_core::policy::PodRecommendation;
 use tailor_core::recommender::{
@@ -48,54 +49,115 @@ pub trait TargetLookup {
     ) -> Result<Selector, LookupError>;
 }
 
-/// What the controller keeps of a VPA. A decoded status recommendation is
-/// about 2.5 KiB (four quantity maps per container); the step only needs to
-/// know whether the one it computes differs, so the cache keeps a digest of
-/// it instead, and drops what is never read (managed fields, labels, other
-/// annotations such as kubectl's last-applied copy of the object).
+/// What the controller keeps of a VPA: only what a step reads. A decoded VPA
+/// costs about 1–2 KiB more than this (object metadata, the update policy,
+/// and above all the status recommendation: four quantity maps per
+/// container); the step only needs to know whether the recommendation it
+/// computes differs, so the cache keeps a digest of it, and the resource
+/// policy is parsed once as the VPA arrives instead of at every step.
 #[derive(Clone, Debug)]
 pub struct VpaInfo {
-    vpa: VerticalPodAutoscaler,
+    /// `metadata.namespace`.
+    pub namespace: String,
+    /// `metadata.name`.
+    pub name: String,
+    uid: Option<String>,
+    /// `spec.targetRef` and `spec.recommenders`; the update and resource
+    /// policies and the startup boost are dropped (the policy is kept parsed).
+    pub spec: VerticalPodAutoscalerSpec,
+    policy: Result<tailor_core::policy::ResourcePolicy, String>,
+    cost_policy: Option<String>,
+    conditions: Vec<VerticalPodAutoscalerCondition>,
+    observed_generation: Option<i64>,
     recommendation_digest: Option<u64>,
 }
 
 impl VpaInfo {
     /// The parts of `vpa` the controller reads, and its recommendation's digest.
     #[must_use]
-    pub fn new(mut vpa: VerticalPodAutoscaler) -> Self {
-        let meta = &mut vpa.metadata;
-        meta.managed_fields = None;
-        meta.labels = None;
-        if let Some(a) = meta.annotations.as_mut() {
-            a.retain(|k, _| k == COST_POLICY_ANNOTATION);
-            if a.is_empty() {
-                meta.annotations = None;
-            }
-        }
-        let recommendation_digest = vpa
-            .status
-            .as_mut()
-            .and_then(|s| s.recommendation.take())
-            .map(|r| recommendation_digest(&r));
+    pub fn new(vpa: VerticalPodAutoscaler) -> Self {
+        // Parsed from the whole object, so errors name the VPA as before.
+        let policy = convert::resource_policy(&vpa).map_err(|e| e.to_string());
+        let VerticalPodAutoscaler {
+            metadata,
+            mut spec,
+            status,
+        } = vpa;
+        spec.update_policy = None;
+        spec.resource_policy = None;
+        spec.startup_boost = None;
+        let cost_policy = metadata
+            .annotations
+            .and_then(|mut a| a.remove(COST_POLICY_ANNOTATION));
+        let (conditions, observed_generation, recommendation_digest) = match status {
+            Some(s) => (
+                s.conditions.unwrap_or_default(),
+                s.observed_generation,
+                s.recommendation.as_ref().map(recommendation_digest),
+            ),
+            None => (Vec::new(), None, None),
+        };
         VpaInfo {
-            vpa,
+            namespace: metadata.namespace.unwrap_or_default(),
+            name: metadata.name.unwrap_or_default(),
+            uid: metadata.uid,
+            spec,
+            policy,
+            cost_policy,
+            conditions,
+            observed_generation,
             recommendation_digest,
         }
+    }
+
+    /// The VPA's key.
+    #[must_use]
+    pub fn key(&self) -> VpaKey {
+        VpaKey::new(self.namespace.clone(), self.name.clone())
+    }
+
+    /// A reference to the VPA, for the Events about it (as
+    /// `kube::Resource::object_ref` builds from the whole object).
+    #[must_use]
+    pub fn object_ref(&self) -> k8s_openapi::api::core::v1::ObjectReference {
+        use kube::Resource as _;
+        k8s_openapi::api::core::v1::ObjectReference {
+            api_version: Some(VerticalPodAutoscaler::api_version(&()).into_owned()),
+            kind: Some(VerticalPodAutoscaler::kind(&()).into_owned()),
+            name: Some(self.name.clone()),
+            namespace: Some(self.namespace.clone()),
+            uid: self.uid.clone(),
+            ..Default::default()
+        }
+    }
+
+    /// `spec.resourcePolicy`, parsed, or why it does not parse.
+    pub fn policy(&self) -> Result<&tailor_core::policy::ResourcePolicy, &str> {
+        self.policy.as_ref().map_err(String::as_str)
+    }
+
+    /// The `tailor.dev/cost-policy` annotation, when present.
+    #[must_use]
+    pub fn cost_policy(&self) -> Option<&str> {
+        self.cost_policy.as_deref()
+    }
+
+    /// `status.conditions` (empty when absent).
+    #[must_use]
+    pub fn conditions(&self) -> &[VerticalPodAutoscalerCondition] {
+        &self.conditions
+    }
+
+    /// `status.observedGeneration`.
+    #[must_use]
+    pub fn observed_generation(&self) -> Option<i64> {
+        self.observed_generation
     }
 
     /// The digest of the status recommendation the VPA carries.
     #[must_use]
     pub fn recommendation_digest(&self) -> Option<u64> {
         self.recommendation_digest
-    }
-}
-
-impl std::ops::Deref for VpaInfo {
-    type Target = VerticalPodAutoscaler;
-
-    /// The kept object (its `status.recommendation` is always `None`).
-    fn deref(&self) -> &VerticalPodAutoscaler {
-        &self.vpa
     }
 }
 
@@ -190,11 +252,8 @@ impl CostConfig {
     ///
     /// # Errors
     /// An annotation that does not parse or gives an invalid policy, named.
-    pub fn policy_for(
-        &self,
-        vpa: &VerticalPodAutoscaler,
-    ) -> Result<Option<CostAwareQuantile>, String> {
-        let Some(value) = vpa.annotations().get(COST_POLICY_ANNOTATION) else {
+    pub fn policy_for(&self, vpa: &VpaInfo) -> Result<Option<CostAwareQuantile>, String> {
+        let Some(value) = vpa.cost_policy() else {
             return Ok(self.default_policy);
         };
         let bad = |why: &str| {
@@ -338,11 +397,8 @@ fn is_terminal(pod: &Pod) -> bool {
 /// scales the same target on CPU or memory (an HPA with no metrics defaults to
 /// CPU utilization).
 #[must_use]
-pub fn hpa_conflict(
-    vpa: &VerticalPodAutoscaler,
-    hpas: &[Arc<HorizontalPodAutoscaler>],
-) -> Option<String> {
-    let ns = vpa.namespace().unwrap_or_default();
+pub fn hpa_conflict(vpa: &VpaInfo, hpas: &[Arc<HorizontalPodAutoscaler>]) -> Option<String> {
+    let ns = vpa.namespace.as_str();
     let target = &vpa.spec.target_ref;
     hpas.iter().find_map(|hpa| {
         let spec = hpa.spec.as_ref()?;
@@ -462,15 +518,11 @@ impl Recommender {
         }
     }
 
-    fn prepare(
-        &self,
-        vpa: &VerticalPodAutoscaler,
-        targets: &dyn TargetLookup,
-    ) -> Result<Prepared, String> {
-        let policy = convert::resource_policy(vpa).map_err(|e| e.to_string())?;
+    fn prepare(&self, vpa: &VpaInfo, targets: &dyn TargetLookup) -> Result<Prepared, String> {
+        let policy = vpa.policy()?.clone();
         let cost_aware = self.cost.policy_for(vpa)?;
         let selector = targets
-            .selector(&vpa.namespace().unwrap_or_default(), &vpa.spec.target_ref)
+            .selector(&vpa.namespace, &vpa.spec.target_ref)
             .map_err(|e| format!("Cannot read targetRef: {e}"))?;
         Ok(Prepared {
             policy,
@@ -484,12 +536,7 @@ impl Recommender {
     pub fn ours(&self, vpas: &[Arc<VpaInfo>]) -> BTreeMap<VpaKey, Arc<VpaInfo>> {
         vpas.iter()
             .filter(|v| v.spec.handled_by(&self.name))
-            .map(|v| {
-                (
-                    VpaKey::new(v.namespace().unwrap_or_default(), v.name_any()),
-                    Arc::clone(v),
-                )
-            })
+            .map(|v| (v.key(), Arc::clone(v)))
             .collect()
     }
 
@@ -544,11 +591,7 @@ impl Recommender {
         now: Timestamp,
     ) -> Result<Pending, RecommenderError> {
         let mut out = StepOutput {
-            existing_vpas: snap
-                .vpas
-                .iter()
-                .map(|v| VpaKey::new(v.namespace().unwrap_or_default(), v.name_any()))
-                .collect(),
+            existing_vpas: snap.vpas.iter().map(|v| v.key()).collect(),
             ..StepOutput::default()
         };
         let ours = self.ours(snap.vpas);
@@ -611,10 +654,7 @@ impl Recommender {
     /// The second half of a step for one VPA: recommend, and the status to
     /// write when it changed.
     fn evaluate(&self, m: Matched, hpas: &[Arc<HorizontalPodAutoscaler>], now: &Time) -> VpaResult {
-        let current = m.vpa.status.as_ref();
-        let current_conditions = current
-            .and_then(|s| s.conditions.as_deref())
-            .unwrap_or_default();
+        let current_conditions = m.vpa.conditions();
         let (outcome, recommendation, cost) = match &m.prepared {
             Err(message) => (
                 Outcome::Unsupported {
@@ -666,7 +706,7 @@ impl Recommender {
             status: changed.then(|| VerticalPodAutoscalerStatus {
                 recommendation: desired,
                 conditions: Some(conditions),
-                observed_generation: current.and_then(|s| s.observed_generation),
+                observed_generation: m.vpa.observed_generation(),
             }),
             recommendation,
             cost,
@@ -748,7 +788,6 @@ async fn write_one(
     vpas: &BTreeMap<VpaKey, Arc<VpaInfo>>,
     report: &mut WriteReport,
 ) {
-    use kube::Resource as _;
     let Some(status) = &r.status else { return };
     match writer::apply_status(client, &r.key, status).await {
         Ok(()) => report.statuses_written += 1,
@@ -778,7 +817,7 @@ async fn write_one(
         action: "Recommend".to_owned(),
         secondary: None,
     };
-    match recorder.publish(&event, &vpa.object_ref(&())).await {
+    match recorder.publish(&event, &vpa.object_ref()).await {
         Ok(()) => report.events += 1,
         Err(e) => {
             report.event_failures += 1;

@@ -866,12 +866,10 @@ impl Controller {
         let started = Instant::now();
         let vpas = self.caches.vpas.state();
         let ours = self.recommender.ours(&vpas);
-        let custom = ScaleTargets::custom_targets(ours.values().map(|v| {
-            (
-                v.metadata.namespace.as_deref().unwrap_or_default(),
-                &v.spec.target_ref,
-            )
-        }));
+        let custom = ScaleTargets::custom_targets(
+            ours.values()
+                .map(|v| (v.namespace.as_str(), &v.spec.target_ref)),
+        );
         self.caches
             .targets
             .scales
@@ -974,15 +972,7 @@ impl Controller {
             }
         };
         let vpas = self.caches.vpas.state();
-        let existing: BTreeSet<VpaKey> = vpas
-            .iter()
-            .map(|v| {
-                VpaKey::new(
-                    v.metadata.namespace.clone().unwrap_or_default(),
-                    v.metadata.name.clone().unwrap_or_default(),
-                )
-            })
-            .collect();
+        let existing: BTreeSet<VpaKey> = vpas.iter().map(|v| v.key()).collect();
         let ours: BTreeSet<VpaKey> = self.recommender.ours(&vpas).into_keys().collect();
         let aggregates: BTreeSet<AggregateKey> =
             self.recommender.state.aggregate_keys().cloned().collect();
@@ -1114,20 +1104,13 @@ mod tests {
         c.apply(&mut buf, watcher::Event::InitApply(vpa("100m")));
         c.apply(&mut buf, watcher::Event::InitDone);
         let cached = c.state().pop().unwrap();
-        let status = cached.status.as_ref().unwrap();
-        assert!(status.recommendation.is_none());
-        assert_eq!(status.conditions.as_ref().unwrap().len(), 1);
-        assert!(cached.metadata.managed_fields.is_none() && cached.metadata.labels.is_none());
         assert_eq!(
-            cached
-                .metadata
-                .annotations
-                .as_ref()
-                .unwrap()
-                .keys()
-                .collect::<Vec<_>>(),
-            ["tailor.dev/cost-policy"]
+            (cached.namespace.as_str(), cached.name.as_str()),
+            ("shop", "web")
         );
+        assert_eq!(cached.spec.target_ref.name, "web");
+        assert_eq!(cached.conditions().len(), 1);
+        assert_eq!(cached.cost_policy(), Some("off"));
         let digest = |v: VerticalPodAutoscaler| {
             r#loop::recommendation_digest(v.status.unwrap().recommendation.as_ref().unwrap())
         };
