@@ -49,12 +49,13 @@ pub trait TargetLookup {
     ) -> Result<Selector, LookupError>;
 }
 
-/// What the controller keeps of a VPA: only what a step reads. A decoded VPA
-/// costs about 1–2 KiB more than this (object metadata, the update policy,
-/// and above all the status recommendation: four quantity maps per
-/// container); the step only needs to know whether the recommendation it
-/// computes differs, so the cache keeps a digest of it, and the resource
-/// policy is parsed once as the VPA arrives instead of at every step.
+/// What the controller keeps of a VPA: only what a step reads, because the
+/// cache holds every VPA in the cluster and, during a step, the VPAs the
+/// watch delivers back after the status writes too. The status
+/// recommendation (four quantity maps per container, about 2.5 KiB) becomes
+/// a digest: the step only needs to know whether the one it computes
+/// differs. The resource policy is parsed once as the VPA arrives, so a bad
+/// one is reported each step without the object being kept.
 #[derive(Clone, Debug)]
 pub struct VpaInfo {
     /// `metadata.namespace`.
