@@ -417,7 +417,7 @@ impl Client {
         let http = builder
             .build()
             .map_err(|e| ClientSetupError::Build(e.to_string()))?;
-        let shown = redact(&url);
+        let shown = tailor_runtime::redact::url(&url);
         Ok(Client {
             inner: Arc::new(Inner {
                 url,
@@ -452,7 +452,12 @@ impl Client {
             }
         } else {
             // The error's chain names the cause (refused, DNS, certificate).
+            // reqwest names the full request URL, credentials and token
+            // parameters included: show it redacted.
             let mut detail = e.to_string();
+            if let Some(u) = e.url() {
+                detail = detail.replace(u.as_str(), &tailor_runtime::redact::url(u.as_str()));
+            }
             let mut src = std::error::Error::source(e);
             while let Some(s) = src {
                 detail.push_str(": ");
@@ -606,18 +611,6 @@ impl Client {
             SERIES_TIMEOUT.max(self.inner.timeout),
         )
         .await
-    }
-}
-
-/// `url` with a user name or password replaced by `***`.
-fn redact(url: &str) -> String {
-    match reqwest::Url::parse(url) {
-        Ok(mut u) if !u.username().is_empty() || u.password().is_some() => {
-            let _ = u.set_username("***");
-            let _ = u.set_password(None);
-            u.to_string().trim_end_matches('/').to_owned()
-        }
-        _ => url.to_owned(),
     }
 }
 
@@ -843,6 +836,24 @@ mod tests {
         assert!(parse_header("novalue").is_err());
         assert!(parse_header("bad name=x").is_err());
         assert!(parse_header("X=line\nbreak").is_err());
+    }
+
+    #[tokio::test]
+    async fn transport_errors_never_show_credentials() {
+        // Port 1 on loopback refuses the connection: reqwest's error names
+        // the request URL, which must come out redacted.
+        let c = Client::new(&ClientOptions {
+            url: "http://admin:s3cret@127.0.0.1:1/prom?token=t0ken".into(),
+            timeout: Duration::from_secs(5),
+            ..ClientOptions::default()
+        })
+        .unwrap();
+        let e = c.query("up").await.unwrap_err();
+        let shown = format!("{e} {e:?}");
+        assert!(shown.contains("127.0.0.1:1"), "{shown}");
+        for secret in ["admin", "s3cret", "t0ken"] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
     }
 
     #[test]
