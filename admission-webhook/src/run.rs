@@ -13,10 +13,8 @@ use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 use tailor_runtime::args::{AdminArgs, KubeClientArgs, LogArgs, TlsArgs, parse_duration};
-use tailor_runtime::{Shutdown, admin, client, serve, telemetry, tls};
-
-/// How long open requests may finish after a shutdown signal.
-const DRAIN: Duration = Duration::from_secs(10);
+use tailor_runtime::process::{self, Process};
+use tailor_runtime::{admin, client, serve, telemetry, tls};
 
 /// `tailor-admission-webhook` flags (each with an environment fallback).
 #[derive(Clone, Debug, Parser)]
@@ -154,19 +152,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let kube = client::kube_client(&cli.kube).await?;
     let listener = serve::bind(cli.webhook_addr).await?;
 
-    let shutdown = Shutdown::new();
-    shutdown.listen_for_signals()?;
     let mut registry = admin::component_registry("webhook");
     let metrics = Metrics::register(&mut registry);
     let registration_metrics = RegistrationMetrics::register(&mut registry);
-    let readiness = admin::Readiness::new();
-    let admin_state = admin::AdminState::new(registry, readiness.clone(), admin::Liveness::new());
-    let admin_task = shutdown.spawn(admin::serve(
-        cli.admin.admin_addr,
-        admin_state,
-        shutdown.token(),
-        DRAIN,
-    ));
+    let process = Process::start(&cli.admin, registry).await?;
+    let shutdown = process.shutdown().clone();
+    let readiness = process.readiness().clone();
 
     let index = Arc::new(RwLock::new(Index::new(cli.recommender_filter())));
     let ready = readiness.clone();
@@ -228,11 +219,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         tls_config,
         router(state),
         shutdown.token(),
-        DRAIN,
+        process::DRAIN,
     ));
-    shutdown.drain(DRAIN + Duration::from_secs(5)).await?;
+    process.finish().await?;
     webhook_task.await??;
-    admin_task.await??;
     Ok(())
 }
 

@@ -29,13 +29,11 @@ use tailor_core::expander::scaleup::{
 use tailor_runtime::args::{
     AdminArgs, KubeClientArgs, LeaderElectionArgs, LogArgs, parse_duration,
 };
-use tailor_runtime::lease;
-use tailor_runtime::{Shutdown, admin, client, telemetry};
+use tailor_runtime::process::Process;
+use tailor_runtime::{admin, client, telemetry};
 
 /// The component name: Lease name and metric prefix.
 pub const COMPONENT: &str = "tailor-expander";
-/// How long open admin requests may finish after a shutdown signal.
-const DRAIN: Duration = Duration::from_secs(10);
 
 /// `aws` flags (Cluster Autoscaler's names where CA has the flag).
 #[derive(Debug, Args)]
@@ -534,32 +532,24 @@ pub async fn run(args: AwsArgs) -> anyhow::Result<Option<String>> {
         return to_json(&report).map(Some);
     }
 
-    let shutdown = Shutdown::new();
-    shutdown.listen_for_signals()?;
     let mut registry = admin::component_registry("expander");
     metrics.register(&mut registry);
-    let readiness = admin::Readiness::new();
-    let liveness = admin::Liveness::new();
+    let process = Process::start(&args.admin, registry).await?;
     // A loop may wait out AWS retries: allow for that before /livez fails.
-    let heartbeat = liveness.heartbeat(
+    let heartbeat = process.heartbeat(
         "aws-loop",
         args.scan_interval * 3 + args.aws_timeout * 2 + Duration::from_secs(30),
     );
-    let admin_task = shutdown.spawn(admin::serve(
-        args.admin.admin_addr,
-        admin::AdminState::new(registry, readiness.clone(), liveness),
-        shutdown.token(),
-        DRAIN,
-    ));
-    let leader = lease::start(&kube, &args.leader, COMPONENT, "default", &shutdown)?;
-    readiness.set_ready(true);
+    let leader = process.lease(&kube, &args.leader, COMPONENT)?;
+    // No caches: every loop lists what it needs, and followers wait in the loop.
+    process.readiness().set_ready(true);
     tracing::info!(
         cluster = %controller.cluster,
         chain = %args.chain.expander,
         dry_run = args.dry_run,
         "AWS mode started"
     );
-    let token = shutdown.token();
+    let token = process.token();
     let mut tick = tokio::time::interval(args.scan_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -588,9 +578,7 @@ pub async fn run(args: AwsArgs) -> anyhow::Result<Option<String>> {
         }
         heartbeat.beat();
     }
-    shutdown.trigger();
-    shutdown.drain(DRAIN + Duration::from_secs(5)).await?;
-    admin_task.await??;
+    process.stop().await?;
     Ok(None)
 }
 

@@ -11,7 +11,8 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use tailor_runtime::args::{AdminArgs, KubeClientArgs, LogArgs, TlsArgs, parse_duration};
-use tailor_runtime::{Shutdown, admin, client, serve, telemetry, tls};
+use tailor_runtime::process::{self, Process};
+use tailor_runtime::{admin, client, serve, telemetry, tls};
 
 use crate::auth::{AccessReviewer, Auth, TokenReviewer};
 use crate::cache::{CacheOptions, ValueCache};
@@ -22,9 +23,6 @@ use crate::prom::{Client, ClientOptions, Verb};
 use crate::query::QueryOptions;
 use crate::registry::Registry;
 use crate::server::{AppState, router};
-
-/// How long open requests may finish after a shutdown signal.
-const DRAIN: Duration = Duration::from_secs(10);
 
 /// How long startup waits for the first API discovery.
 const FIRST_DISCOVERY_WAIT: Duration = Duration::from_secs(10);
@@ -365,26 +363,18 @@ async fn serve_api(cli: Cli) -> anyhow::Result<()> {
     let addr = SocketAddr::new(cli.bind_address, cli.secure_port);
     let listener = serve::bind(addr).await?;
 
-    let shutdown = Shutdown::new();
-    shutdown.listen_for_signals()?;
     let mut registry = admin::component_registry("metrics-adapter");
     let metrics = Metrics::register(&mut registry);
     let object_metrics = ObjectMetrics::register(&mut registry);
-    let readiness = admin::Readiness::new();
-    let liveness = admin::Liveness::new();
-    let heartbeat = liveness.heartbeat(
+    let process = Process::start(&cli.admin, registry).await?;
+    let shutdown = process.shutdown().clone();
+    let readiness = process.readiness().clone();
+    let heartbeat = process.heartbeat(
         "relist_loop",
         // A relist round may take a series listing's full deadline.
         crate::prom::SERIES_TIMEOUT.max(cli.prometheus.prometheus_timeout) * 2
             + Duration::from_secs(60),
     );
-    let admin_state = admin::AdminState::new(registry, readiness.clone(), liveness);
-    let admin_task = shutdown.spawn(admin::serve(
-        cli.admin.admin_addr,
-        admin_state,
-        shutdown.token(),
-        DRAIN,
-    ));
 
     let resources = crate::naming::KnownResources::default();
     let api_discovery = kube.clone().filter(|_| cli.use_kubernetes_api);
@@ -463,11 +453,10 @@ async fn serve_api(cli: Cli) -> anyhow::Result<()> {
         tls_config,
         router(state),
         shutdown.token(),
-        DRAIN,
+        process::DRAIN,
     ));
-    shutdown.drain(DRAIN + Duration::from_secs(5)).await?;
+    process.finish().await?;
     api_task.await??;
-    admin_task.await??;
     Ok(())
 }
 

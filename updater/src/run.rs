@@ -6,7 +6,6 @@ use crate::act::{Actor, ActorConfig};
 use crate::metrics::Metrics;
 use crate::model::{Controlled, ControllerIndex, ControllerKey, PodEntry};
 use crate::step::{self, LimitRangeIndex, ResizeTracker, Snapshot, StepConfig};
-use anyhow::Context as _;
 use clap::Parser;
 use futures::StreamExt as _;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
@@ -26,15 +25,14 @@ use tailor_core::update::UpdaterConfig;
 use tailor_runtime::args::{
     AdminArgs, KubeClientArgs, LeaderElectionArgs, LogArgs, parse_duration,
 };
-use tailor_runtime::lease::{self, LeaderState};
+use tailor_runtime::lease::LeaderState;
+use tailor_runtime::process::{self, Process};
 use tailor_runtime::scale::{DEFAULT_MAX_AGE_SECS, ScaleTargets};
 use tailor_runtime::{Shutdown, admin, client, telemetry};
 use tokio_util::sync::CancellationToken;
 
 /// The component name: Lease name, Event reporter, metric prefix.
 pub const COMPONENT: &str = "tailor-updater";
-/// How long open admin requests may finish after a shutdown signal.
-const DRAIN: Duration = Duration::from_secs(10);
 
 /// `tailor-updater`: applies VPA recommendations to running pods.
 #[derive(Debug, Parser)]
@@ -463,50 +461,33 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let config = cli.step_config()?;
     let kube = client::kube_client(&cli.kube).await?;
 
-    let shutdown = Shutdown::new();
-    shutdown.listen_for_signals()?;
     let mut registry = admin::component_registry("updater");
     let metrics = Metrics::register(&mut registry);
-    let readiness = admin::Readiness::new();
-    let liveness = admin::Liveness::new();
+    let process = Process::start(&cli.admin, registry).await?;
     let interval = cli.updater_interval;
     // A loop acts for at most one interval; three without a beat is a stall.
-    let heartbeat = liveness.heartbeat("updater-loop", interval * 3);
-    let admin_state = admin::AdminState::new(registry, readiness.clone(), liveness);
-    let admin_task = shutdown.spawn(admin::serve(
-        cli.admin.admin_addr,
-        admin_state,
-        shutdown.token(),
-        DRAIN,
-    ));
+    let heartbeat = process.heartbeat("updater-loop", interval * 3);
+    let mut leader = process.lease(&kube, &cli.leader, COMPONENT)?;
 
-    let mut leader = lease::start(&kube, &cli.leader, COMPONENT, "default", &shutdown)?;
-
-    let caches = Caches::start(&kube, &shutdown);
-    let token = shutdown.token();
-    // Stay live while waiting for the caches and the lease.
-    let beating = heartbeat.keep_beating(interval, token.clone());
-    let started = tokio::select! {
-        () = token.cancelled() => false,
-        elected = async {
-            caches.wait_until_ready().await;
-            readiness.set_ready(true);
-            tracing::info!("caches synced; waiting for leadership");
-            leader.wait_until_leader().await
-        } => elected,
-    };
-    beating.abort();
-    if started {
+    let caches = Caches::start(&kube, process.shutdown());
+    let token = process.token();
+    let beating = process
+        .wait_to_lead(
+            async {
+                caches.wait_until_ready().await;
+                Ok::<_, std::convert::Infallible>(())
+            },
+            &mut leader,
+            &heartbeat,
+            interval,
+        )
+        .await?;
+    if let Some(beating) = beating {
+        drop(beating);
         if cli.dry_run {
             tracing::info!("dry run: nothing will be evicted or resized");
         }
-        let recorder = kube::runtime::events::Recorder::new(
-            kube.clone(),
-            kube::runtime::events::Reporter {
-                controller: COMPONENT.to_owned(),
-                instance: std::env::var("POD_NAME").ok(),
-            },
-        );
+        let recorder = process::event_recorder(&kube, COMPONENT);
         let mut actor = Actor::new(kube.clone(), recorder, cli.actor_config());
         let mut tracker = ResizeTracker::default();
         heartbeat.beat();
@@ -529,9 +510,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             heartbeat.beat();
         }
     }
-    shutdown.trigger();
-    shutdown.drain(DRAIN + Duration::from_secs(5)).await?;
-    admin_task.await?.context("admin server")?;
+    process.stop().await?;
     Ok(())
 }
 

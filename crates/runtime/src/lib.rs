@@ -2,11 +2,13 @@
 //!
 //! A binary's `main` installs the crypto provider, parses its clap struct
 //! (which flattens the groups in [`args`]), initialises logging, and runs its
-//! work under one [`Shutdown`], with the admin server beside it:
+//! work in a [`process::Process`]: one shutdown, the probes and the admin
+//! server. A leader-elected loop also joins the Lease and waits for its caches
+//! and for leadership while staying live:
 //!
 //! ```no_run
 //! use clap::Parser;
-//! use tailor_runtime::{Shutdown, admin, args, client, lease, telemetry, tls};
+//! use tailor_runtime::{admin, args, client, process::Process, telemetry, tls};
 //! use std::time::Duration;
 //!
 //! #[derive(Parser)]
@@ -22,18 +24,23 @@
 //!     tls::install_crypto_provider();
 //!     let cli = Cli::parse();
 //!     telemetry::init(&cli.log)?;
-//!     let shutdown = Shutdown::new();
-//!     shutdown.listen_for_signals()?;
 //!     let kube = client::kube_client(&cli.kube).await?;
-//!     let (readiness, liveness) = (admin::Readiness::new(), admin::Liveness::new());
-//!     let state = admin::AdminState::new(admin::component_registry("updater"), readiness, liveness);
-//!     shutdown.spawn(admin::serve(cli.admin.admin_addr, state, shutdown.token(), Duration::from_secs(10)));
-//!     let config = lease::LeaseConfig::from_args(&cli.lease, "tailor-updater", kube.default_namespace())?;
-//!     let elector = lease::LeaderElector::new(kube.clone(), config);
-//!     let leader = elector.state(); // hand to the writer; it acts only while leader
-//!     let elected = shutdown.spawn(elector.run(shutdown.token()));
-//!     shutdown.drain(Duration::from_secs(30)).await?;
-//!     Ok(elected.await??)
+//!     let registry = admin::component_registry("updater"); // register metrics first
+//!     let process = Process::start(&cli.admin, registry).await?;
+//!     let interval = Duration::from_secs(60);
+//!     let heartbeat = process.heartbeat("loop", interval * 3);
+//!     let mut leader = process.lease(&kube, &cli.lease, "tailor-updater")?;
+//!     let caches_synced = async { Ok::<_, std::io::Error>(()) };
+//!     if let Some(beating) = process.wait_to_lead(caches_synced, &mut leader, &heartbeat, interval).await? {
+//!         drop(beating); // from here the loop beats itself
+//!         while leader.is_leader() && !process.token().is_cancelled() {
+//!             // ... one iteration ...
+//!             heartbeat.beat();
+//!             tokio::time::sleep(interval).await;
+//!         }
+//!     }
+//!     process.stop().await?;
+//!     Ok(())
 //! }
 //! ```
 
@@ -43,6 +50,7 @@ pub mod admin;
 pub mod args;
 pub mod client;
 pub mod lease;
+pub mod process;
 pub mod redact;
 pub mod scale;
 pub mod serve;

@@ -34,7 +34,7 @@ use tailor_api::target::{TargetObject, WellKnownKind, target_selector};
 use tailor_api::vpa::DEFAULT_RECOMMENDER;
 use tailor_core::recommender::Timestamp;
 use tailor_runtime::args::{AdminArgs, KubeClientArgs, LeaderElectionArgs, LogArgs};
-use tailor_runtime::lease;
+use tailor_runtime::process::{self, Process};
 use tailor_runtime::scale::{self, ScaleTargets};
 use tailor_runtime::{Shutdown, admin, client, telemetry};
 use tokio_util::sync::CancellationToken;
@@ -43,8 +43,6 @@ use tokio_util::sync::CancellationToken;
 pub const COMPONENT: &str = "tailor-recommender";
 /// The initial history load reads this much at a time (bounds its memory).
 const HISTORY_CHUNK_SECS: i64 = 86_400;
-/// How long open admin requests may finish after a shutdown signal.
-const DRAIN: Duration = Duration::from_secs(10);
 
 /// `run` flags (upstream's names where upstream has the flag).
 #[derive(Debug, Args)]
@@ -617,45 +615,20 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let prom = PromClient::new(&args.prometheus_url, secs(args.query_timeout))?;
     let kube = client::kube_client(&args.kube).await?;
 
-    let shutdown = Shutdown::new();
-    shutdown.listen_for_signals()?;
     let mut registry = admin::component_registry("recommender");
     let metrics = Metrics::register(&mut registry);
-    let readiness = admin::Readiness::new();
-    let liveness = admin::Liveness::new();
+    let process = Process::start(&args.admin, registry).await?;
     let interval = secs(args.recommender_interval);
-    let heartbeat = liveness.heartbeat("recommender-loop", interval * 3);
-    let admin_state = admin::AdminState::new(registry, readiness.clone(), liveness);
-    let admin_task = shutdown.spawn(admin::serve(
-        args.admin.admin_addr,
-        admin_state,
-        shutdown.token(),
-        DRAIN,
-    ));
+    let heartbeat = process.heartbeat("recommender-loop", interval * 3);
+    let mut leader = process.lease(&kube, &args.leader, COMPONENT)?;
 
-    let mut leader = lease::start(&kube, &args.leader, COMPONENT, "default", &shutdown)?;
-
-    let caches = Caches::start(&kube, &shutdown);
-    let token = shutdown.token();
-    // Stay live while waiting for caches and the lease.
-    let beating = heartbeat.keep_beating(interval, token.clone());
-    let started = tokio::select! {
-        () = token.cancelled() => false,
-        r = async {
-            caches.wait_until_ready().await?;
-            readiness.set_ready(true);
-            tracing::info!("caches synced; waiting for leadership");
-            anyhow::Ok(leader.wait_until_leader().await)
-        } => r?,
-    };
-    if started {
-        let recorder = kube::runtime::events::Recorder::new(
-            kube.clone(),
-            kube::runtime::events::Reporter {
-                controller: COMPONENT.to_owned(),
-                instance: std::env::var("POD_NAME").ok(),
-            },
-        );
+    let caches = Caches::start(&kube, process.shutdown());
+    let token = process.token();
+    let beating = process
+        .wait_to_lead(caches.wait_until_ready(), &mut leader, &heartbeat, interval)
+        .await?;
+    if let Some(beating) = beating {
+        let recorder = process::event_recorder(&kube, COMPONENT);
         let mut controller = Controller {
             kube: kube.clone(),
             prom,
@@ -675,7 +648,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         };
         // The history load can outlast 3 intervals: keep beating through it.
         let mut last_end = controller.start(window).await;
-        beating.abort();
+        drop(beating);
         heartbeat.beat();
         let mut tick = tokio::time::interval(interval);
         tick.tick().await;
@@ -699,10 +672,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             heartbeat.beat();
         }
     }
-    beating.abort();
-    shutdown.trigger();
-    shutdown.drain(DRAIN + Duration::from_secs(5)).await?;
-    admin_task.await??;
+    process.stop().await?;
     Ok(())
 }
 
