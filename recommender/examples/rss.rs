@@ -9,9 +9,14 @@
 //! and the checkpoint memo. Prints VmRSS after each phase and the peak
 //! (VmHWM), read from /proc/self/status.
 //!
-//! `cargo run -p tailor-recommender --example rss -- [containers] [pods-per-vpa] [resolution-secs]`
-//! (defaults 10000, 1, 3600). Histograms are fixed-size, so the resolution
-//! changes the load time and the transient `History`, not the steady state.
+//! `cargo run -p tailor-recommender --example rss -- [containers] [pods-per-vpa] [resolution-secs] [--bitbrains]`
+//! (defaults 10000, 1, 3600). The resolution changes the load time and the
+//! transient `History`. Histograms store only the run of buckets a
+//! container's usage reached, so their size follows how widely usage
+//! varies: by default each container follows a smooth daily cycle (about
+//! 25 buckets wide); `--bitbrains` feeds container i the first 8 days of
+//! Bitbrains VM (i mod 200) + 1 from `../shared/data` instead, sampled
+//! every resolution (real, much wider spreads).
 
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::autoscaling::v1::CrossVersionObjectReference;
@@ -100,15 +105,44 @@ fn report(phase: &str) {
 }
 
 fn main() {
-    let args: Vec<usize> = std::env::args()
-        .skip(1)
+    let raw: Vec<String> = std::env::args().skip(1).collect();
+    let bitbrains = raw.iter().any(|a| a == "--bitbrains");
+    let args: Vec<usize> = raw
+        .iter()
+        .filter(|a| !a.starts_with("--"))
         .map(|a| a.parse().unwrap())
         .collect();
     let containers = args.first().copied().unwrap_or(10_000);
     let pods_per_vpa = args.get(1).copied().unwrap_or(1).max(1);
     let resolution = args.get(2).copied().unwrap_or(3600) as i64;
     let vpa_count = containers.div_ceil(pods_per_vpa);
-    println!("{containers} containers, {vpa_count} VPAs, 8 days at {resolution} s");
+    let trace = bitbrains.then(|| {
+        let dir = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../shared/data/traces/bitbrains-rnd-2013-08"
+        );
+        let trace =
+            tailor_sim::trace::read_bitbrains_dir(std::path::Path::new(dir), None).unwrap();
+        // Only the rows the load reads are kept (the parsed month is freed
+        // before anything is measured, and its memory reused).
+        let rows = (8 * 86_400 / resolution) as usize;
+        trace
+            .workloads
+            .into_iter()
+            .map(|w| {
+                (0..rows)
+                    .map(|k| {
+                        let s = &w.samples[(k * resolution as usize / 300).min(w.samples.len() - 1)];
+                        (s.cpu_cores, s.memory_bytes)
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .collect::<Vec<_>>()
+    });
+    println!(
+        "{containers} containers, {vpa_count} VPAs, 8 days at {resolution} s, usage {}",
+        if bitbrains { "from Bitbrains VMs" } else { "synthetic" }
+    );
     report("start");
 
     // VPAs as the controller's cache holds them (VpaInfo).
@@ -197,13 +231,25 @@ fn main() {
             };
             let base = 0.05 + (i % 50) as f64 * 0.01;
             let times = (day * per_day..(day + 1) * per_day).map(|k| (k, T0 + k * resolution));
-            let cpu = times
-                .clone()
-                .map(|(k, t)| (t, base + (k % 24) as f64 * 0.005))
-                .collect();
-            let mem = times
-                .map(|(k, t)| (t, 2e8 + (k % 24) as f64 * 1e6))
-                .collect();
+            let (cpu, mem) = match &trace {
+                // The VM's row at the same offset from its start (5-min rows).
+                Some(trace) => {
+                    let vm = &trace[i % trace.len()];
+                    (
+                        times.clone().map(|(k, t)| (t, vm[k as usize].0)).collect(),
+                        times.map(|(k, t)| (t, vm[k as usize].1)).collect(),
+                    )
+                }
+                None => (
+                    times
+                        .clone()
+                        .map(|(k, t)| (t, base + (k % 24) as f64 * 0.005))
+                        .collect(),
+                    times
+                        .map(|(k, t)| (t, 2e8 + (k % 24) as f64 * 1e6))
+                        .collect(),
+                ),
+            };
             history.cpu.insert(key.clone(), cpu);
             history.memory.insert(key, mem);
         }

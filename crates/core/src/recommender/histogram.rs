@@ -186,12 +186,65 @@ fn check_weight(weight: f64) -> Result<(), RecommenderError> {
     }
 }
 
+/// The buckets a histogram stores: a dense run from the lowest to the highest
+/// bucket ever written, zeros outside it. A container's usage stays within a
+/// few dozen of the several hundred buckets of the layout, so storing the
+/// whole array (as upstream does) would spend most of the recommender's
+/// memory on zeros; the stored run is a tenth of it in practice.
+#[derive(Clone, Debug, Default)]
+struct Window {
+    first: usize,
+    weights: Vec<f64>,
+}
+
+impl Window {
+    fn get(&self, bucket: usize) -> f64 {
+        bucket
+            .checked_sub(self.first)
+            .and_then(|i| self.weights.get(i))
+            .copied()
+            .unwrap_or(0.0)
+    }
+
+    fn get_mut(&mut self, bucket: usize) -> Option<&mut f64> {
+        bucket
+            .checked_sub(self.first)
+            .and_then(|i| self.weights.get_mut(i))
+    }
+
+    /// The bucket's weight, for writing; widens the run to include it.
+    fn slot(&mut self, bucket: usize) -> &mut f64 {
+        if self.weights.is_empty() {
+            self.first = bucket;
+            self.weights.push(0.0);
+        } else if bucket < self.first {
+            let grow = self.first - bucket;
+            let mut wider = Vec::with_capacity(self.weights.len() + grow);
+            wider.resize(grow, 0.0);
+            wider.extend_from_slice(&self.weights);
+            self.weights = wider;
+            self.first = bucket;
+        } else if bucket >= self.first + self.weights.len() {
+            let len = bucket - self.first + 1;
+            // Exactly as wide as needed: the run is long-lived, spare
+            // capacity would be kept for every container.
+            self.weights.reserve_exact(len - self.weights.len());
+            self.weights.resize(len, 0.0);
+        }
+        &mut self.weights[bucket - self.first]
+    }
+
+    fn heap_bytes(&self) -> usize {
+        self.weights.capacity() * std::mem::size_of::<f64>()
+    }
+}
+
 /// A bucketed distribution: each bucket holds the total weight of the samples
 /// that fell in it. No interpolation within buckets.
 #[derive(Clone, Debug)]
 pub struct Histogram {
     options: HistogramOptions,
-    weights: Box<[f64]>,
+    weights: Window,
     total_weight: f64,
     // First non-empty bucket, or the last bucket when empty.
     min_bucket: usize,
@@ -205,7 +258,7 @@ impl Histogram {
     pub fn new(options: HistogramOptions) -> Self {
         Histogram {
             options,
-            weights: vec![0.0; options.num_buckets].into_boxed_slice(),
+            weights: Window::default(),
             total_weight: 0.0,
             min_bucket: options.num_buckets - 1,
             max_bucket: 0,
@@ -227,13 +280,13 @@ impl Histogram {
     /// The weight held by one bucket (0 outside the range).
     #[must_use]
     pub fn bucket_weight(&self, bucket: usize) -> f64 {
-        self.weights.get(bucket).copied().unwrap_or(0.0)
+        self.weights.get(bucket)
     }
 
-    /// Bytes held on the heap (the bucket array).
+    /// Bytes held on the heap (the stored window of buckets).
     #[must_use]
     pub fn heap_bytes(&self) -> usize {
-        std::mem::size_of_val(&*self.weights)
+        self.weights.heap_bytes()
     }
 
     /// Adds a sample of `value` with `weight`.
@@ -246,15 +299,17 @@ impl Histogram {
 
     fn add_unchecked(&mut self, value: f64, weight: f64) {
         let bucket = self.options.find_bucket(value);
-        self.weights[bucket] += weight;
+        let held = self.weights.slot(bucket);
+        *held += weight;
+        let held = *held;
         self.total_weight += weight;
         // A bucket below epsilon does not move the bounds (upstream: a tiny
         // sample must not make a non-empty histogram look empty).
         let eps = self.options.epsilon;
-        if bucket < self.min_bucket && self.weights[bucket] >= eps {
+        if bucket < self.min_bucket && held >= eps {
             self.min_bucket = bucket;
         }
-        if bucket > self.max_bucket && self.weights[bucket] >= eps {
+        if bucket > self.max_bucket && held >= eps {
             self.max_bucket = bucket;
         }
     }
@@ -264,14 +319,16 @@ impl Histogram {
         check_value(value)?;
         check_weight(weight)?;
         let bucket = self.options.find_bucket(value);
-        let held = self.weights[bucket];
+        let held = self.weights.get(bucket);
         let weight = if weight > held - self.options.epsilon {
             held
         } else {
             weight
         };
         self.total_weight -= weight;
-        self.weights[bucket] -= weight;
+        if weight != 0.0 {
+            *self.weights.slot(bucket) -= weight;
+        }
         self.update_min_max();
         Ok(())
     }
@@ -284,7 +341,11 @@ impl Histogram {
             });
         }
         for bucket in other.min_bucket..=other.max_bucket {
-            self.weights[bucket] += other.weights[bucket];
+            let weight = other.weights.get(bucket);
+            // Adding nothing must not widen the stored window.
+            if weight != 0.0 {
+                *self.weights.slot(bucket) += weight;
+            }
         }
         self.total_weight += other.total_weight;
         self.min_bucket = self.min_bucket.min(other.min_bucket);
@@ -295,7 +356,7 @@ impl Histogram {
     /// True when the first non-empty bucket holds less than epsilon.
     #[must_use]
     pub fn is_empty(&self) -> bool {
-        self.weights[self.min_bucket] < self.options.epsilon
+        self.weights.get(self.min_bucket) < self.options.epsilon
     }
 
     /// The end of the bucket where the cumulative weight first reaches
@@ -309,7 +370,7 @@ impl Histogram {
         let mut partial = 0.0;
         let mut bucket = self.min_bucket;
         while bucket < self.max_bucket {
-            partial += self.weights[bucket];
+            partial += self.weights.get(bucket);
             if partial >= threshold {
                 break;
             }
@@ -329,16 +390,16 @@ impl Histogram {
             && self.min_bucket == other.min_bucket
             && self.max_bucket == other.max_bucket
             && (self.min_bucket..=self.max_bucket)
-                .all(|b| (self.weights[b] - other.weights[b]).abs() <= 1e-15)
+                .all(|b| (self.weights.get(b) - other.weights.get(b)).abs() <= 1e-15)
     }
 
     fn update_min_max(&mut self) {
         let eps = self.options.epsilon;
         let last = self.options.num_buckets - 1;
-        while self.weights[self.min_bucket] < eps && self.min_bucket < last {
+        while self.weights.get(self.min_bucket) < eps && self.min_bucket < last {
             self.min_bucket += 1;
         }
-        while self.weights[self.max_bucket] < eps && self.max_bucket > 0 {
+        while self.weights.get(self.max_bucket) < eps && self.max_bucket > 0 {
             self.max_bucket -= 1;
         }
     }
@@ -346,7 +407,9 @@ impl Histogram {
     // Multiplies every weight by a non-negative factor; percentiles do not change.
     fn scale(&mut self, factor: f64) {
         for bucket in self.min_bucket..=self.max_bucket {
-            self.weights[bucket] *= factor;
+            if let Some(weight) = self.weights.get_mut(bucket) {
+                *weight *= factor;
+            }
         }
         self.total_weight *= factor;
         self.update_min_max();
@@ -363,12 +426,12 @@ impl Histogram {
     pub fn save_checkpoint(&self) -> HistogramCheckpoint {
         let mut bucket_weights = BTreeMap::new();
         let max = (self.min_bucket..=self.max_bucket)
-            .map(|b| self.weights[b])
+            .map(|b| self.weights.get(b))
             .fold(0.0_f64, f64::max);
         if max > 0.0 {
             let ratio = f64::from(MAX_CHECKPOINT_WEIGHT) / max;
             for bucket in self.min_bucket..=self.max_bucket {
-                let w = (self.weights[bucket] * ratio + 0.5).floor();
+                let w = (self.weights.get(bucket) * ratio + 0.5).floor();
                 if w >= 1.0 {
                     bucket_weights.insert(bucket as i64, w.min(f64::from(u32::MAX)) as u32);
                 }
@@ -412,7 +475,7 @@ impl Histogram {
             let bucket = bucket as usize;
             self.min_bucket = self.min_bucket.min(bucket);
             self.max_bucket = self.max_bucket.max(bucket);
-            self.weights[bucket] += f64::from(weight) * ratio;
+            *self.weights.slot(bucket) += f64::from(weight) * ratio;
         }
         self.total_weight += checkpoint.total_weight;
         Ok(())
@@ -998,7 +1061,130 @@ mod tests {
         assert_eq!(h.reference_timestamp(), Some(ts));
     }
 
+    /// Upstream's representation, the whole bucket array, as the model the
+    /// stored window must agree with.
+    struct Dense {
+        o: HistogramOptions,
+        w: Vec<f64>,
+        total: f64,
+        min: usize,
+        max: usize,
+    }
+
+    impl Dense {
+        fn new(o: HistogramOptions) -> Self {
+            Dense { o, w: vec![0.0; o.num_buckets()], total: 0.0, min: o.num_buckets() - 1, max: 0 }
+        }
+        fn fix(&mut self) {
+            let eps = self.o.epsilon();
+            while self.w[self.min] < eps && self.min < self.w.len() - 1 {
+                self.min += 1;
+            }
+            while self.w[self.max] < eps && self.max > 0 {
+                self.max -= 1;
+            }
+        }
+        fn add(&mut self, v: f64, weight: f64) {
+            let b = self.o.find_bucket(v);
+            self.w[b] += weight;
+            self.total += weight;
+            if b < self.min && self.w[b] >= self.o.epsilon() {
+                self.min = b;
+            }
+            if b > self.max && self.w[b] >= self.o.epsilon() {
+                self.max = b;
+            }
+        }
+        fn subtract(&mut self, v: f64, weight: f64) {
+            let b = self.o.find_bucket(v);
+            let weight = if weight > self.w[b] - self.o.epsilon() { self.w[b] } else { weight };
+            self.total -= weight;
+            self.w[b] -= weight;
+            self.fix();
+        }
+        fn merge(&mut self, other: &Dense) {
+            for b in other.min..=other.max {
+                self.w[b] += other.w[b];
+            }
+            self.total += other.total;
+            self.min = self.min.min(other.min);
+            self.max = self.max.max(other.max);
+        }
+        fn scale(&mut self, f: f64) {
+            for b in self.min..=self.max {
+                self.w[b] *= f;
+            }
+            self.total *= f;
+            self.fix();
+        }
+    }
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Add(f64, f64),
+        Subtract(f64, f64),
+        Merge(Vec<(f64, f64)>),
+        Scale(f64),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        // Values span the layout's whole range and past it; tiny weights
+        // exercise sub-epsilon buckets outside [min, max].
+        let value = prop_oneof![0.0_f64..0.5, 0.0_f64..2000.0];
+        let weight = prop_oneof![1e-6_f64..1e-4, 0.001_f64..10.0];
+        prop_oneof![
+            4 => (value.clone(), weight.clone()).prop_map(|(v, w)| Op::Add(v, w)),
+            2 => (value.clone(), weight.clone()).prop_map(|(v, w)| Op::Subtract(v, w)),
+            1 => proptest::collection::vec((value, weight), 0..5).prop_map(Op::Merge),
+            1 => prop_oneof![Just(0.0), 0.0_f64..1.0].prop_map(Op::Scale),
+        ]
+    }
+
     proptest! {
+        #[test]
+        fn stored_window_behaves_as_the_whole_array(
+            ops in proptest::collection::vec(op(), 1..60),
+            p in 0.0_f64..=1.0,
+        ) {
+            let o = HistogramOptions::exponential(1000.0, 0.01, 1.05, 1e-4).unwrap();
+            let (mut h, mut d) = (Histogram::new(o), Dense::new(o));
+            for op in &ops {
+                match op {
+                    Op::Add(v, w) => {
+                        h.add_sample(*v, *w).unwrap();
+                        d.add(*v, *w);
+                    }
+                    Op::Subtract(v, w) => {
+                        h.subtract_sample(*v, *w).unwrap();
+                        d.subtract(*v, *w);
+                    }
+                    Op::Merge(samples) => {
+                        let (mut oh, mut od) = (Histogram::new(o), Dense::new(o));
+                        for (v, w) in samples {
+                            oh.add_sample(*v, *w).unwrap();
+                            od.add(*v, *w);
+                        }
+                        h.merge(&oh).unwrap();
+                        d.merge(&od);
+                    }
+                    Op::Scale(f) => {
+                        h.scale(*f);
+                        d.scale(*f);
+                    }
+                }
+                // Bit-for-bit: the same additions in the same order.
+                prop_assert_eq!((h.min_bucket, h.max_bucket), (d.min, d.max));
+                prop_assert_eq!(h.total_weight().to_bits(), d.total.to_bits());
+                for b in 0..o.num_buckets() {
+                    prop_assert_eq!(h.bucket_weight(b).to_bits(), d.w[b].to_bits(), "bucket {}", b);
+                }
+            }
+            prop_assert!(h.heap_bytes() <= o.num_buckets() * 8);
+            let mut loaded = Histogram::new(o);
+            loaded.load_checkpoint(&h.save_checkpoint()).unwrap();
+            prop_assert!(loaded.percentile(p).is_finite());
+        }
+
         #[test]
         fn checkpoint_round_trip_within_one_bucket(
             samples in proptest::collection::vec((0.0_f64..50.0, 0.01_f64..10.0), 1..200),
