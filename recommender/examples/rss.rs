@@ -6,7 +6,8 @@
 //! the VPA and pod caches, the compact Deployment and ReplicaSet caches
 //! (selectors only) the targets are resolved through, the aggregates, the metrics registry with
 //! its per-VPA rows, each status and checkpoint apply body as it is written,
-//! and the checkpoint memo. Prints VmRSS after each phase and the peak
+//! and the checkpoint memo, and one /metrics scrape as the admin server
+//! streams it. Prints VmRSS after each phase and the peak
 //! (VmHWM), read from /proc/self/status.
 //!
 //! `cargo run -p tailor-recommender --example rss -- [containers] [pods-per-vpa] [resolution-secs] [--bitbrains]`
@@ -295,13 +296,13 @@ fn main() {
     // What the watch delivers back after the status writes, compacted.
     let vpas = first.delivered;
     report("steady state (VPAs cached, statuses written)");
-    // The metrics as scraped (the text is built whole, as the admin server
-    // does).
-    let mut text = String::new();
-    prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
-    let scraped = text.len();
-    report("+ /metrics text of one scrape");
-    drop(text);
+    // The metrics as scraped: the admin server encodes into 64 KiB pieces
+    // and sends each on (at most two in flight).
+    let mut scrape = Pieces::default();
+    prometheus_client::encoding::text::encode(&mut scrape, &registry).unwrap();
+    let scraped = scrape.sent + scrape.buf.len();
+    report("+ one /metrics scrape (64 KiB pieces)");
+    drop(scrape);
 
     // A steady-state loop: one new minute of samples, then the step.
     let mut fresh = History::default();
@@ -328,6 +329,28 @@ fn main() {
         next.statuses, next.checkpoints
     );
     report("during a loop (fresh samples + step output)");
+}
+
+/// The admin server's `/metrics` writer, without the socket: a piece is
+/// handed on (here: dropped) every 64 KiB.
+#[derive(Default)]
+struct Pieces {
+    buf: String,
+    sent: usize,
+}
+
+impl std::fmt::Write for Pieces {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.buf.push_str(s);
+        if self.buf.len() >= 64 * 1024 {
+            self.sent += self.buf.len();
+            std::hint::black_box(std::mem::replace(
+                &mut self.buf,
+                String::with_capacity(64 * 1024),
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// One controller step as `run_step` does it, without the API server.

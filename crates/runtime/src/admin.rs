@@ -215,14 +215,109 @@ async fn readyz(State(state): State<AdminState>) -> Response {
     }
 }
 
+/// Size of the pieces `/metrics` is sent in.
+const METRICS_CHUNK: usize = 64 * 1024;
+
+/// How long encoding waits for the scraper to take a piece. The encoder
+/// holds the metric families' read locks meanwhile, and a controller adding
+/// a series waits for them: a stuck scraper must not stall a loop.
+const METRICS_SEND_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// `/metrics`, encoded on a blocking thread and sent in [`METRICS_CHUNK`]
+/// pieces as it is encoded: a controller with per-object series (the
+/// recommender's per-VPA rows: ~8 MB of text for 10,000 VPAs) would
+/// otherwise hold the whole text, and twice that while the string grows,
+/// on every scrape.
 async fn metrics(State(state): State<AdminState>) -> Response {
-    let mut body = String::new();
-    match prometheus_client::encoding::text::encode(&mut body, &state.registry) {
-        Ok(()) => ([(header::CONTENT_TYPE, OPENMETRICS_CONTENT_TYPE)], body).into_response(),
-        Err(err) => {
-            tracing::error!(error = %err, "cannot encode metrics");
-            (StatusCode::INTERNAL_SERVER_ERROR, "cannot encode metrics\n").into_response()
+    // Two pieces in flight at most: encoding waits for a slow scraper.
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Piece>(2);
+    let registry = Arc::clone(&state.registry);
+    let runtime = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || {
+        let mut out = ChunkWriter {
+            tx,
+            runtime,
+            buf: String::with_capacity(METRICS_CHUNK),
+        };
+        let result = prometheus_client::encoding::text::encode(&mut out, &registry);
+        let last = match result {
+            Ok(()) => Piece::Last(std::mem::take(&mut out.buf).into_bytes()),
+            Err(err) => {
+                tracing::warn!(error = %err, "metrics not sent: encoding failed or the scraper stopped reading");
+                Piece::Failed
+            }
+        };
+        // The scraper may have gone; nothing to tell it then.
+        let _ = out.send(last);
+    });
+    // The status depends on whether encoding fails before the first piece
+    // is ready. A later failure (or an encoder that stopped) ends the body
+    // with an error, so the scraper sees a broken response rather than a
+    // page that parses but lacks series.
+    let first = match rx.recv().await {
+        Some(Piece::More(bytes)) => bytes,
+        Some(Piece::Last(bytes)) => {
+            return ([(header::CONTENT_TYPE, OPENMETRICS_CONTENT_TYPE)], bytes).into_response();
         }
+        Some(Piece::Failed) | None => {
+            return (StatusCode::INTERNAL_SERVER_ERROR, "cannot encode metrics\n").into_response();
+        }
+    };
+    let rest = futures::stream::unfold(Some(rx), |rx| async move {
+        let mut rx = rx?;
+        match rx.recv().await {
+            Some(Piece::More(bytes)) => Some((Ok(bytes), Some(rx))),
+            Some(Piece::Last(bytes)) => Some((Ok(bytes), None)),
+            Some(Piece::Failed) | None => Some((
+                Err(std::io::Error::other("metrics encoding stopped")),
+                None,
+            )),
+        }
+    });
+    let body = futures::StreamExt::chain(futures::stream::iter([Ok(first)]), rest);
+    (
+        [(header::CONTENT_TYPE, OPENMETRICS_CONTENT_TYPE)],
+        axum::body::Body::from_stream(body),
+    )
+        .into_response()
+}
+
+/// What the encoder hands the response body.
+enum Piece {
+    More(Vec<u8>),
+    /// The end of the text; nothing follows.
+    Last(Vec<u8>),
+    Failed,
+}
+
+/// Collects the encoder's output and hands it on every [`METRICS_CHUNK`]
+/// bytes. Runs on a blocking thread, so it may wait for the channel.
+struct ChunkWriter {
+    tx: tokio::sync::mpsc::Sender<Piece>,
+    runtime: tokio::runtime::Handle,
+    buf: String,
+}
+
+impl ChunkWriter {
+    /// Waits at most [`METRICS_SEND_TIMEOUT`] for room; false when the
+    /// scraper has gone or is not reading.
+    fn send(&self, piece: Piece) -> bool {
+        self.runtime
+            .block_on(tokio::time::timeout(METRICS_SEND_TIMEOUT, self.tx.send(piece)))
+            .is_ok_and(|sent| sent.is_ok())
+    }
+}
+
+impl std::fmt::Write for ChunkWriter {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.buf.push_str(s);
+        if self.buf.len() >= METRICS_CHUNK {
+            let full = std::mem::replace(&mut self.buf, String::with_capacity(METRICS_CHUNK));
+            if !self.send(Piece::More(full.into_bytes())) {
+                return Err(std::fmt::Error);
+            }
+        }
+        Ok(())
     }
 }
 
@@ -315,6 +410,62 @@ mod tests {
             "{body}"
         );
         assert!(body.ends_with("# EOF\n"), "{body}");
+    }
+
+    #[tokio::test]
+    async fn large_metrics_arrive_whole_in_pieces() {
+        use prometheus_client::encoding::EncodeLabelSet;
+        use prometheus_client::metrics::family::Family;
+        use prometheus_client::metrics::gauge::Gauge;
+        #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+        struct Labels {
+            vpa: String,
+        }
+        let mut registry = component_registry("recommender");
+        let family = Family::<Labels, Gauge>::default();
+        registry.register("target", "Per-VPA target", family.clone());
+        for i in 0..5_000 {
+            family
+                .get_or_create(&Labels {
+                    vpa: format!("vpa-{i}"),
+                })
+                .set(i);
+        }
+        let mut whole = String::new();
+        prometheus_client::encoding::text::encode(&mut whole, &registry).unwrap();
+        assert!(whole.len() > 3 * METRICS_CHUNK, "{}", whole.len());
+        let state = AdminState::new(registry, Readiness::new(), Liveness::new());
+        let response = router(state.clone())
+            .oneshot(Request::get("/metrics").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let mut body = response.into_body();
+        let mut pieces = Vec::new();
+        while let Some(frame) = body.frame().await {
+            if let Ok(data) = frame.unwrap().into_data() {
+                pieces.push(data);
+            }
+        }
+        assert!(pieces.len() > 3, "{} pieces", pieces.len());
+        assert!(pieces.iter().all(|p| p.len() < 2 * METRICS_CHUNK));
+        assert_eq!(pieces.concat(), whole.as_bytes());
+
+        // A scraper that goes away after the first piece stops the encoder
+        // (it would otherwise wait on the full channel), and the next
+        // scrape is whole.
+        let app = router(state);
+        let response = app
+            .clone()
+            .oneshot(Request::get("/metrics").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let mut body = response.into_body();
+        assert!(body.frame().await.is_some());
+        drop(body);
+        let (status, text, _) = get_path(app, "/metrics").await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(text, whole);
     }
 
     #[tokio::test]
