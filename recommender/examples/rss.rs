@@ -122,8 +122,7 @@ fn main() {
             env!("CARGO_MANIFEST_DIR"),
             "/../../shared/data/traces/bitbrains-rnd-2013-08"
         );
-        let trace =
-            tailor_sim::trace::read_bitbrains_dir(std::path::Path::new(dir), None).unwrap();
+        let trace = tailor_sim::trace::read_bitbrains_dir(std::path::Path::new(dir), None).unwrap();
         // Only the rows the load reads are kept (the parsed month is freed
         // before anything is measured, and its memory reused).
         let rows = (8 * 86_400 / resolution) as usize;
@@ -133,7 +132,8 @@ fn main() {
             .map(|w| {
                 (0..rows)
                     .map(|k| {
-                        let s = &w.samples[(k * resolution as usize / 300).min(w.samples.len() - 1)];
+                        let s =
+                            &w.samples[(k * resolution as usize / 300).min(w.samples.len() - 1)];
                         (s.cpu_cores, s.memory_bytes)
                     })
                     .collect::<Vec<_>>()
@@ -142,7 +142,11 @@ fn main() {
     });
     println!(
         "{containers} containers, {vpa_count} VPAs, 8 days at {resolution} s, usage {}",
-        if bitbrains { "from Bitbrains VMs" } else { "synthetic" }
+        if bitbrains {
+            "from Bitbrains VMs"
+        } else {
+            "synthetic"
+        }
     );
     report("start");
 

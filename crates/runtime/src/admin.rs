@@ -268,10 +268,9 @@ async fn metrics(State(state): State<AdminState>) -> Response {
         match rx.recv().await {
             Some(Piece::More(bytes)) => Some((Ok(bytes), Some(rx))),
             Some(Piece::Last(bytes)) => Some((Ok(bytes), None)),
-            Some(Piece::Failed) | None => Some((
-                Err(std::io::Error::other("metrics encoding stopped")),
-                None,
-            )),
+            Some(Piece::Failed) | None => {
+                Some((Err(std::io::Error::other("metrics encoding stopped")), None))
+            }
         }
     });
     let body = futures::StreamExt::chain(futures::stream::iter([Ok(first)]), rest);
@@ -303,7 +302,10 @@ impl ChunkWriter {
     /// scraper has gone or is not reading.
     fn send(&self, piece: Piece) -> bool {
         self.runtime
-            .block_on(tokio::time::timeout(METRICS_SEND_TIMEOUT, self.tx.send(piece)))
+            .block_on(tokio::time::timeout(
+                METRICS_SEND_TIMEOUT,
+                self.tx.send(piece),
+            ))
             .is_ok_and(|sent| sent.is_ok())
     }
 }

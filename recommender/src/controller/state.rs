@@ -10,7 +10,7 @@
 //! (upstream leaves that case undefined and warns).
 
 use crate::prom::{ContainerKey, History};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use tailor_core::recommender::{
     AggregateContainerState, ContainerCheckpoint, ContainerState, RecommenderError,
     RecommenderOptions, Timestamp,
@@ -128,6 +128,20 @@ pub struct ClusterState {
     cutoffs: HashMap<AggregateKey, Timestamp>,
 }
 
+/// Creates `key`'s aggregate when it has none yet.
+fn ensure_aggregate(
+    aggregates: &mut BTreeMap<AggregateKey, AggregateContainerState>,
+    options: &RecommenderOptions,
+    key: &AggregateKey,
+    now: Timestamp,
+) -> Result<(), RecommenderError> {
+    if !aggregates.contains_key(key) {
+        let state = AggregateContainerState::new(&options.aggregation, now)?;
+        aggregates.insert(key.clone(), state);
+    }
+    Ok(())
+}
+
 impl ClusterState {
     /// An empty state.
     ///
@@ -185,28 +199,40 @@ impl ClusterState {
     ///
     /// # Errors
     /// Only when the options cannot build a histogram (already validated).
-    pub fn sync_containers(
+    pub fn sync_containers<'a>(
         &mut self,
-        observed: impl IntoIterator<Item = ObservedContainer>,
+        observed: impl IntoIterator<Item = &'a ObservedContainer>,
         now: Timestamp,
     ) -> Result<(), RecommenderError> {
-        let mut seen = BTreeSet::new();
+        // Keys are borrowed and cloned only for containers seen for the first
+        // time: every loop passes every running container through here, and
+        // cloning their names each time was most of a loop's transient memory.
+        let mut seen: HashSet<&ContainerKey> = HashSet::new();
+        let ClusterState {
+            options,
+            aggregates,
+            containers,
+            ..
+        } = self;
         for c in observed {
-            let aggregate = AggregateKey {
-                vpa: c.vpa,
-                container: c.key.container.clone(),
-            };
-            self.aggregate_mut(&aggregate, now)?;
-            seen.insert(c.key.clone());
-            match self.containers.get_mut(&c.key) {
-                Some(t) if t.aggregate == aggregate => t.state.request = c.request,
+            seen.insert(&c.key);
+            match containers.get_mut(&c.key) {
+                Some(t) if t.aggregate.vpa == c.vpa && t.aggregate.container == c.key.container => {
+                    t.state.request = c.request;
+                    ensure_aggregate(aggregates, options, &t.aggregate, now)?;
+                }
                 _ => {
-                    let state = ContainerState::new(c.request, &self.options.aggregation);
-                    self.containers.insert(c.key, Tracked { aggregate, state });
+                    let aggregate = AggregateKey {
+                        vpa: c.vpa.clone(),
+                        container: c.key.container.clone(),
+                    };
+                    ensure_aggregate(aggregates, options, &aggregate, now)?;
+                    let state = ContainerState::new(c.request, &options.aggregation);
+                    containers.insert(c.key.clone(), Tracked { aggregate, state });
                 }
             }
         }
-        self.containers.retain(|k, _| seen.contains(k));
+        containers.retain(|k, _| seen.contains(k));
         Ok(())
     }
 
@@ -455,7 +481,7 @@ mod tests {
     fn samples_of_tracked_containers_reach_their_vpa_aggregate() {
         let mut s = state();
         s.sync_containers(
-            [
+            &[
                 observed("web-0", "app", "web"),
                 observed("web-0", "proxy", "web"),
             ],
@@ -484,7 +510,7 @@ mod tests {
     #[case(f64::INFINITY)]
     fn bad_samples_are_counted_not_aggregated(#[case] bad: f64) {
         let mut s = state();
-        s.sync_containers([observed("web-0", "app", "web")], T0)
+        s.sync_containers(&[observed("web-0", "app", "web")], T0)
             .unwrap();
         let h = history(
             &ck("shop", "web-0", "app"),
@@ -502,7 +528,7 @@ mod tests {
     #[test]
     fn repeated_samples_are_dropped_across_calls() {
         let mut s = state();
-        s.sync_containers([observed("web-0", "app", "web")], T0)
+        s.sync_containers(&[observed("web-0", "app", "web")], T0)
             .unwrap();
         let h = history(
             &ck("shop", "web-0", "app"),
@@ -540,7 +566,7 @@ mod tests {
     #[test]
     fn vanished_pods_are_forgotten_but_history_stays() {
         let mut s = state();
-        s.sync_containers([observed("web-0", "app", "web")], T0)
+        s.sync_containers(&[observed("web-0", "app", "web")], T0)
             .unwrap();
         s.add_history(
             &history(&ck("shop", "web-0", "app"), &[(T0, 0.5)], &[]),
@@ -548,7 +574,7 @@ mod tests {
             T0,
         )
         .unwrap();
-        s.sync_containers([], T0 + 60).unwrap();
+        s.sync_containers(&[], T0 + 60).unwrap();
         assert_eq!(s.container_count(), 0);
         assert_eq!(s.aggregate_count(), 1);
     }
@@ -557,7 +583,7 @@ mod tests {
     fn gc_drops_deleted_vpas_and_expired_unfed_aggregates() {
         let mut s = state();
         s.sync_containers(
-            [
+            &[
                 observed("web-0", "app", "web"),
                 observed("db-0", "db", "db"),
                 observed("old-0", "x", "old"),
@@ -569,7 +595,7 @@ mod tests {
             s.add_history(&history(&key, &[(T0, 0.5)], &[]), |_| None, T0)
                 .unwrap();
         }
-        s.sync_containers([observed("web-0", "app", "web")], T0)
+        s.sync_containers(&[observed("web-0", "app", "web")], T0)
             .unwrap();
         let live: BTreeSet<VpaKey> =
             [VpaKey::new("shop", "web"), VpaKey::new("shop", "old")].into();
@@ -597,7 +623,7 @@ mod tests {
     #[test]
     fn ooms_bump_the_tracked_containers_memory_and_others_are_counted() {
         let mut s = state();
-        s.sync_containers([observed("web-0", "app", "web")], T0)
+        s.sync_containers(&[observed("web-0", "app", "web")], T0)
             .unwrap();
         // 200 MiB used; the request is 256 MiB (see `observed`).
         s.add_history(
@@ -640,7 +666,7 @@ mod tests {
     #[test]
     fn checkpoint_round_trip_keeps_the_histograms() {
         let mut s = state();
-        s.sync_containers([observed("web-0", "app", "web")], T0)
+        s.sync_containers(&[observed("web-0", "app", "web")], T0)
             .unwrap();
         let cpu: Vec<_> = (0..100)
             .map(|i| (T0 + i * 60, 0.1 + i as f64 * 0.01))
@@ -666,7 +692,7 @@ mod tests {
         assert!(fresh.load_checkpoint(&key, &bad, T0).is_err());
         // The same history again (Prometheus after a restart) is not counted twice.
         fresh
-            .sync_containers([observed("web-0", "app", "web")], T0)
+            .sync_containers(&[observed("web-0", "app", "web")], T0)
             .unwrap();
         let mut again = cpu.clone();
         again.push((T0 + 7000, 0.3));

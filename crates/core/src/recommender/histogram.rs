@@ -1073,7 +1073,13 @@ mod tests {
 
     impl Dense {
         fn new(o: HistogramOptions) -> Self {
-            Dense { o, w: vec![0.0; o.num_buckets()], total: 0.0, min: o.num_buckets() - 1, max: 0 }
+            Dense {
+                o,
+                w: vec![0.0; o.num_buckets()],
+                total: 0.0,
+                min: o.num_buckets() - 1,
+                max: 0,
+            }
         }
         fn fix(&mut self) {
             let eps = self.o.epsilon();
@@ -1097,7 +1103,11 @@ mod tests {
         }
         fn subtract(&mut self, v: f64, weight: f64) {
             let b = self.o.find_bucket(v);
-            let weight = if weight > self.w[b] - self.o.epsilon() { self.w[b] } else { weight };
+            let weight = if weight > self.w[b] - self.o.epsilon() {
+                self.w[b]
+            } else {
+                weight
+            };
             self.total -= weight;
             self.w[b] -= weight;
             self.fix();
