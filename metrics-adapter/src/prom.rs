@@ -283,7 +283,9 @@ impl Client {
     /// # Errors
     /// An unusable URL, file, certificate or header.
     pub fn new(opts: &ClientOptions) -> Result<Self, ClientSetupError> {
-        let url = opts.url.trim_end_matches('/').to_owned();
+        // Kept as given: a path prefix and a query string survive into every
+        // request (`tailor_runtime::url::join`).
+        let url = opts.url.clone();
         if !(url.starts_with("http://") || url.starts_with("https://"))
             || reqwest::Url::parse(&url).is_err()
         {
@@ -478,7 +480,7 @@ impl Client {
         params: &[(&str, String)],
         timeout: Duration,
     ) -> Result<axum::body::Bytes, PromError> {
-        let url = format!("{}{}", self.inner.url, path);
+        let url = tailor_runtime::url::join(&self.inner.url, path);
         loop {
             let get = self.inner.use_get.load(Ordering::Relaxed);
             let mut req = if get {

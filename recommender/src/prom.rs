@@ -555,14 +555,22 @@ impl PromClient {
     /// A client for `url` (e.g. `http://prometheus:9090`); every query gives
     /// up after `timeout`.
     pub fn new(url: &str, timeout: Duration) -> Result<Self, PromError> {
-        let base = url.trim_end_matches('/').to_owned();
-        if !(base.starts_with("http://") || base.starts_with("https://")) || base.len() < 8 {
+        // Kept as given: a path prefix and a query string survive into every
+        // request (`tailor_runtime::url::join`).
+        let base = url.to_owned();
+        if !(base.starts_with("http://") || base.starts_with("https://")) {
             return Err(PromError::InvalidUrl {
                 url: redact::url(url),
                 reason: "must start with http:// or https://".to_owned(),
             });
         }
-        let shown = redact::url(&base);
+        if let Err(e) = reqwest::Url::parse(&base) {
+            return Err(PromError::InvalidUrl {
+                url: redact::url(url),
+                reason: e.to_string(),
+            });
+        }
+        let shown = redact::url(base.trim_end_matches('/'));
         let http = reqwest::Client::builder()
             .timeout(timeout)
             .build()
@@ -598,7 +606,7 @@ impl PromClient {
             ("timeout", format!("{}ms", self.timeout.as_millis().max(1))),
         ];
         form.extend(params.iter().cloned());
-        let url = format!("{}{path}", self.base);
+        let url = tailor_runtime::url::join(&self.base, path);
         let response = self
             .http
             .post(&url)
@@ -1291,6 +1299,8 @@ mod tests {
     #[case("localhost:9090")]
     #[case("ftp://x")]
     #[case("")]
+    #[case("http://")]
+    #[case("http://bad host:9090")]
     fn rejects_bad_urls(#[case] url: &str) {
         let err = PromClient::new(url, DEFAULT_QUERY_TIMEOUT).unwrap_err();
         assert!(matches!(err, PromError::InvalidUrl { .. }), "{err}");

@@ -511,6 +511,17 @@ async fn report_equals_an_independent_computation() {
     let want = expected(&f, &RecommenderOptions::default(), None);
     assert_eq!(got.len(), 6, "{stdout}");
     assert_eq!(got, want);
+
+    // A URL as a proxy may want it, with a trailing slash and a query
+    // string: the query is kept on every request and the rows are the same.
+    let proxied = format!("{}/?tenant=team-a", prometheus.url());
+    let args: Vec<&str> = with(&["--format", "json"])
+        .into_iter()
+        .map(|a| if a == prometheus.url() { proxied.as_str() } else { a })
+        .collect();
+    let (ok, stdout, stderr) = tokio::task::block_in_place(|| run(&args));
+    assert!(ok, "{stderr}");
+    assert_eq!(rows(&stdout), want);
     // The debug pod's NaN and negative memory samples were skipped and counted.
     let bad_points = (0..=HISTORY / HOUR)
         .map(|k| f.start + k * HOUR)

@@ -57,5 +57,6 @@ pub mod serve;
 pub mod shutdown;
 pub mod telemetry;
 pub mod tls;
+pub mod url;
 
 pub use shutdown::Shutdown;
