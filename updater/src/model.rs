@@ -10,7 +10,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference,
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use tailor_api::convert;
-use tailor_api::owner::{self, ControllerInfo, ControllerRef, OwnerError};
+use tailor_api::owner::{self, ControllerLinks, OwnerError};
 use tailor_api::selector::Selector;
 use tailor_api::target::{TargetError, TargetObject, WellKnownKind, target_selector};
 use tailor_api::vpa::{EvictionChangeRequirement, VerticalPodAutoscaler};
@@ -203,17 +203,13 @@ impl PodEntry {
     /// `namespace/name`.
     #[must_use]
     pub fn id(&self) -> String {
-        format!("{}/{}", self.pod.namespace, self.pod.name)
-    }
-
-    /// A metadata stub for the owner walk.
-    fn owner_meta(&self) -> ObjectMeta {
-        ObjectMeta {
-            name: Some(self.pod.name.clone()),
-            namespace: Some(self.pod.namespace.clone()),
-            owner_references: Some(self.owner_references.clone()),
-            ..ObjectMeta::default()
-        }
+        // Built directly: skipped pods are named in every loop.
+        let (ns, name) = (&self.pod.namespace, &self.pod.name);
+        let mut id = String::with_capacity(ns.len() + 1 + name.len());
+        id.push_str(ns);
+        id.push('/');
+        id.push_str(name);
+        id
     }
 }
 
@@ -347,17 +343,18 @@ fn scale_ref(api_version: &str, kind: &str, name: &str) -> CrossVersionObjectRef
     }
 }
 
-/// What the caches know of one controller in an owner chain: `Ok(None)`
-/// for a watched kind missing from the cache.
-fn lookup(
-    index: &ControllerIndex,
+/// What the caches know of one controller in an owner chain, its owner
+/// references lent from the cache: `Ok(None)` for a watched kind missing
+/// from the cache.
+fn lookup<'a>(
+    index: &'a ControllerIndex,
     scale: &ScaleTargets,
     namespace: &str,
-    c: &ControllerRef,
-) -> Result<Option<ControllerInfo>, LookupError> {
+    c: &OwnerReference,
+) -> Result<Option<ControllerLinks<'a>>, LookupError> {
     match index.get(&(namespace.to_owned(), c.kind.clone(), c.name.clone())) {
-        Some(e) => Ok(Some(ControllerInfo {
-            owner_references: e.owner_references.clone(),
+        Some(e) => Ok(Some(ControllerLinks {
+            owner_references: &e.owner_references,
             has_scale: false,
         })),
         None if WellKnownKind::from_kind(&c.kind).is_some() => Ok(None),
@@ -366,12 +363,12 @@ fn lookup(
         // so the walk ends there. A kind without /scale is passed over, as
         // upstream passes over owners that are neither well-known nor scalable.
         None => match scale.replicas(namespace, &scale_ref(&c.api_version, &c.kind, &c.name)) {
-            Ok(_) => Ok(Some(ControllerInfo {
-                owner_references: Vec::new(),
+            Ok(_) => Ok(Some(ControllerLinks {
+                owner_references: &[],
                 has_scale: true,
             })),
             Err(LookupError::Target(TargetError::UnsupportedKind { .. })) => {
-                Ok(Some(ControllerInfo::default()))
+                Ok(Some(ControllerLinks::default()))
             }
             Err(e) => Err(e),
         },
@@ -392,18 +389,20 @@ impl<'a> Owners<'a> {
     }
 
     /// The pod's top-most well-known or scalable controller (what a VPA
-    /// `targetRef` names); `None` when the pod has no controller. It depends
-    /// only on the pod's [`owner_key`], so callers walk once per key.
+    /// `targetRef` names), as the owner reference that names it (the pod's
+    /// own or a cached controller's); `None` when the pod has no controller.
+    /// It depends only on the pod's [`owner_key`], so callers walk once per
+    /// key.
     ///
     /// # Errors
     /// A watched controller in the chain is missing from the cache, the
     /// chain is too deep, or a custom controller's `/scale` cannot be read.
-    pub fn top(&self, pod: &PodEntry) -> Result<Option<ControllerRef>, Unresolved> {
+    pub fn top(&self, pod: &'a PodEntry) -> Result<Option<&'a OwnerReference>, Unresolved> {
         let ns = pod.pod.namespace.as_str();
         let mut failed = None;
-        let walked = owner::top_controller(&pod.owner_meta(), |c| {
+        let walked = owner::top_owner(ns, &pod.pod.name, &pod.owner_references, |c| {
             lookup(self.index, self.scale, ns, c).unwrap_or_else(|e| {
-                failed = Some((c.clone(), e));
+                failed = Some((c, e));
                 None
             })
         });
@@ -411,8 +410,8 @@ impl<'a> Owners<'a> {
             (Ok(top), _) => Ok(top),
             (Err(_), Some((c, source))) => Err(Unresolved::CustomOwner {
                 namespace: ns.to_owned(),
-                kind: c.kind,
-                name: c.name,
+                kind: c.kind.clone(),
+                name: c.name.clone(),
                 source: Box::new(source),
             }),
             (Err(e), None) => Err(e.into()),
@@ -449,7 +448,7 @@ impl<'a> Owners<'a> {
     /// The pod selector of a VPA target named `top` (a controller
     /// [`Owners::top`] returned); `None` when it cannot be read.
     #[must_use]
-    pub fn selector(&self, namespace: &str, top: &ControllerRef) -> Option<Cow<'a, Selector>> {
+    pub fn selector(&self, namespace: &str, top: &OwnerReference) -> Option<Cow<'a, Selector>> {
         let key = (namespace.to_owned(), top.kind.clone(), top.name.clone());
         match self.index.get(&key) {
             Some(c) => c.selector.as_ref().ok().map(Cow::Borrowed),

@@ -11,9 +11,10 @@
 //! (`tailor_core::update::resize_fallback`).
 
 use crate::model::{self, ControllerIndex, OwnerKey, Owners, PodEntry, Unresolved};
+use rustc_hash::FxBuildHasher;
 use std::borrow::Cow;
 use std::collections::hash_map::Entry;
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 /// LimitRanges by namespace: the admission webhook's index, of which the
 /// updater fills and reads only the LimitRanges, so both merge and read them
@@ -26,8 +27,8 @@ use tailor_api::vpa::VerticalPodAutoscaler;
 use tailor_core::admission::{AdmissionPod, NamespaceLimits, PatchOperation, compute_pod_patch};
 use tailor_core::policy::UpdateMode;
 use tailor_core::update::{
-    Action, ControllerRef, ResizeFallback, ResizeState, UpdateReason, UpdaterConfig,
-    VpaUpdateInput, decide_updates, resize_fallback,
+    Action, ControllerRef, PodWithController, ResizeFallback, ResizeState, UpdateReason,
+    UpdaterConfig, VpaUpdateInput, decide_updates, resize_fallback,
 };
 use tailor_runtime::scale::{CrossVersionObjectReferenceKey, ScaleTargets};
 
@@ -261,21 +262,33 @@ pub fn custom_owners(
     model::custom_owners(controllers, pods.iter().map(|p| &**p), &namespaces)
 }
 
+/// The step's maps are keyed by borrowed names and live for one loop: a fast
+/// hasher (rustc's FxHash) instead of SipHash, which showed in profiles.
+type FastMap<K, V> = HashMap<K, V, FxBuildHasher>;
+type FastSet<K> = HashSet<K, FxBuildHasher>;
+
 /// The VPAs that may control pods of a target, by `(namespace, kind, name)`
 /// of their `targetRef`.
-type ByTarget<'a> = HashMap<(&'a str, &'a str, &'a str), Vec<usize>>;
+type ByTarget<'a> = FastMap<(&'a str, &'a str, &'a str), Vec<usize>>;
 
 /// What the pods of one direct controller get: their top controller's
 /// selector, the VPA that controls them, and the direct controller (their
-/// disruption budget group).
+/// disruption budget group, an index into [`Assigned::controllers`]).
 struct Matched<'a> {
     selector: Cow<'a, Selector>,
     vpa: usize,
-    controller: Option<ControllerRef>,
+    controller: Option<usize>,
 }
 
-/// Per VPA (index into the handled VPAs): its pods, each with its direct controller.
-type Assigned<'a> = BTreeMap<usize, Vec<(&'a PodEntry, Option<ControllerRef>)>>;
+/// Which pods each VPA controls.
+struct Assigned<'a> {
+    /// Per VPA (same index as the handled VPAs): its pods, each with its
+    /// direct controller (an index into `controllers`).
+    pods: Vec<Vec<(&'a PodEntry, Option<usize>)>>,
+    /// The direct controllers, one per owner reference: the pods of one
+    /// ReplicaSet share it instead of each carrying a copy.
+    controllers: Vec<ControllerRef>,
+}
 
 /// The controlling VPA of each pod: per VPA (index into `handled`), its pods.
 /// The owner walk, the selector lookup and the choice among VPAs are done
@@ -286,8 +299,8 @@ fn assign_pods<'a>(
     owners: &Owners<'a>,
     skipped: &mut Vec<Skip>,
 ) -> Assigned<'a> {
-    let mut namespaces: HashSet<&str> = HashSet::new();
-    let mut by_target: ByTarget<'_> = HashMap::new();
+    let mut namespaces: FastSet<&str> = FastSet::default();
+    let mut by_target: ByTarget<'_> = FastMap::default();
     for (i, h) in handled.iter().enumerate() {
         namespaces.insert(h.key.0.as_str());
         let t = &h.vpa.spec.target_ref;
@@ -297,8 +310,11 @@ fn assign_pods<'a>(
             .push(i);
     }
     // By the pod's direct controller: pods of one ReplicaSet share it all.
-    let mut matches: HashMap<OwnerKey<'a>, Option<Matched<'a>>> = HashMap::new();
-    let mut out: Assigned<'a> = BTreeMap::new();
+    let mut matches: FastMap<OwnerKey<'a>, Option<Matched<'a>>> = FastMap::default();
+    let mut out = Assigned {
+        pods: vec![Vec::new(); handled.len()],
+        controllers: Vec::new(),
+    };
     for pod in snap.pods {
         let pod: &'a PodEntry = pod;
         // Upstream drops pods being deleted before anything else.
@@ -330,7 +346,7 @@ fn assign_pods<'a>(
                 let found = top.and_then(|top| {
                     let ns = key.0;
                     // A target whose selector cannot be read selects nothing (upstream skips the VPA).
-                    let selector = owners.selector(ns, &top)?;
+                    let selector = owners.selector(ns, top)?;
                     let candidates = by_target.get(&(ns, top.kind.as_str(), top.name.as_str()))?;
                     let vpa = candidates.iter().copied().min_by(|&a, &b| {
                         let age = |i: usize| handled[i].vpa.metadata.creation_timestamp.as_ref();
@@ -338,10 +354,14 @@ fn assign_pods<'a>(
                             .cmp(&age(b))
                             .then_with(|| handled[a].key.1.cmp(&handled[b].key.1))
                     })?;
+                    let controller = owners.direct(pod).map(|c| {
+                        out.controllers.push(c);
+                        out.controllers.len() - 1
+                    });
                     Some(Matched {
                         selector,
                         vpa,
-                        controller: owners.direct(pod),
+                        controller,
                     })
                 });
                 v.insert(found)
@@ -350,9 +370,7 @@ fn assign_pods<'a>(
         if let Some(m) = found
             && m.selector.matches(&pod.labels)
         {
-            out.entry(m.vpa)
-                .or_default()
-                .push((pod, m.controller.clone()));
+            out.pods[m.vpa].push((pod, m.controller));
         }
     }
     out
@@ -373,26 +391,31 @@ pub fn step(
     let handled = handled_vpas(snap.vpas, config, &mut out.vpa_problems);
     let owners = Owners::new(snap.controllers, snap.scale);
     let assigned = assign_pods(snap, &handled, &owners, &mut out.skipped);
-    let mut namespace_limits: HashMap<&str, Result<NamespaceLimits, LimitRangeError>> =
-        HashMap::new();
+    let assigned_controllers = &assigned.controllers;
+    let mut namespace_limits: FastMap<&str, Result<NamespaceLimits, LimitRangeError>> =
+        FastMap::default();
 
-    for (i, assigned) in assigned {
-        let (pods, controllers): (Vec<&PodEntry>, Vec<_>) = assigned.into_iter().unzip();
-        let h = &handled[i];
-        let vpa_id = format!("{}/{}", h.key.0, h.key.1);
-        out.considered += pods.len();
+    let mut core_pods = Vec::new();
+    for (h, assigned) in handled.iter().zip(&assigned.pods) {
+        if assigned.is_empty() {
+            continue;
+        }
+        let pods = assigned.iter().map(|&(p, _)| p);
+        let vpa_id = || format!("{}/{}", h.key.0, h.key.1);
+        out.considered += assigned.len();
         let converted = (|| {
             let policy = convert::resource_policy(h.vpa).map_err(|e| e.to_string())?;
             let recommendation = convert::recommendation(h.vpa).map_err(|e| e.to_string())?;
             let requirements = model::eviction_requirements(h.vpa)
-                .map_err(|e| format!("VerticalPodAutoscaler {vpa_id}: {e}"))?;
+                .map_err(|e| format!("VerticalPodAutoscaler {}: {e}", vpa_id()))?;
             Ok::<_, String>((policy, recommendation, requirements))
         })();
         let (policy, recommendation, requirements) = match converted {
             Ok(c) => c,
             Err(message) => {
+                let vpa_id = vpa_id();
                 // Its pods stay with it (the webhook picks the same VPA), untouched.
-                for p in &pods {
+                for p in pods {
                     out.skipped.push(Skip {
                         pod: p.id(),
                         reason: SKIP_VPA_INVALID,
@@ -408,12 +431,13 @@ pub fn step(
             }
         };
         let Some(recommendation) = recommendation else {
+            let vpa_id = vpa_id();
             out.vpa_problems.push(VpaProblem {
                 vpa: vpa_id.clone(),
                 reason: "no_recommendation",
                 message: format!("VerticalPodAutoscaler {vpa_id} has no recommendation yet"),
             });
-            for p in &pods {
+            for p in pods {
                 out.skipped.push(Skip {
                     pod: p.id(),
                     reason: "no_recommendation",
@@ -430,7 +454,7 @@ pub fn step(
         {
             Ok(limits) => *limits,
             Err(e) => {
-                for p in &pods {
+                for p in pods {
                     out.skipped.push(Skip {
                         pod: p.id(),
                         reason: SKIP_LIMIT_RANGE_INVALID,
@@ -451,15 +475,12 @@ pub fn step(
         if let Some(s) = update_policy.and_then(|p| p.evict_after_oom_seconds) {
             vpa_config.evict_after_oom_threshold_secs = i64::from(s);
         }
-        let core_pods: Vec<_> = pods
-            .iter()
-            .zip(controllers)
-            .map(|(p, controller)| {
-                let mut cp = p.pod.clone();
-                cp.controller = controller;
-                cp
-            })
-            .collect();
+        // The cached pods as they are, each with this loop's controller.
+        core_pods.clear();
+        core_pods.extend(assigned.iter().map(|&(p, c)| PodWithController {
+            pod: &p.pod,
+            controller: c.map(|c| &assigned_controllers[c]),
+        }));
         let plan = decide_updates(
             &VpaUpdateInput {
                 vpa_name: &h.key.1,
@@ -474,13 +495,13 @@ pub fn step(
             &vpa_config,
             now,
         );
-        let mut exhausted: HashSet<(String, String)> = HashSet::new();
+        let mut exhausted: FastSet<(&str, &str)> = FastSet::default();
         for d in plan.skipped {
             if let Action::Skip(reason) = d.action {
                 if reason == tailor_core::update::SkipReason::DisruptionBudget
-                    && let Some(c) = &core_pods[d.pod_index].controller
+                    && let Some(c) = core_pods[d.pod_index].controller
                 {
-                    exhausted.insert((c.kind.clone(), c.name.clone()));
+                    exhausted.insert((&c.kind, &c.name));
                 }
                 out.skipped.push(Skip {
                     pod: d.pod,
@@ -494,7 +515,7 @@ pub fn step(
             let Action::Update { reason, .. } = d.action else {
                 continue;
             };
-            let entry = pods[d.pod_index];
+            let entry = assigned[d.pod_index].0;
             let kind = if h.mode == UpdateMode::InPlaceOrRecreate {
                 if entry.resize == ResizeState::None {
                     let admission = AdmissionPod {

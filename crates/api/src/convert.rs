@@ -73,15 +73,17 @@ pub fn vpa_key(vpa: &VerticalPodAutoscaler) -> String {
     format!("{}/{}", vpa.namespace().unwrap_or_default(), vpa.name_any())
 }
 
-/// Builds errors for one VPA.
-struct Ctx {
-    vpa: String,
+/// Builds errors for one VPA. The VPA's key and the field's path are only
+/// formatted when a field is wrong: the updater converts every VPA each loop,
+/// and nearly all of them convert cleanly.
+struct Ctx<'a> {
+    vpa: &'a VerticalPodAutoscaler,
 }
 
-impl Ctx {
+impl Ctx<'_> {
     fn err(&self, field: String, problem: ConversionProblem) -> ConversionError {
         ConversionError {
-            vpa: self.vpa.clone(),
+            vpa: vpa_key(self.vpa),
             field,
             problem: Box::new(problem),
         }
@@ -97,15 +99,15 @@ impl Ctx {
         )
     }
 
-    /// CPU and memory from a `ResourceList` at `field`.
+    /// CPU and memory from a `ResourceList` at the path `field()` returns.
     fn partial(
         &self,
-        field: &str,
+        field: impl FnOnce() -> String,
         list: Option<&ResourceList>,
     ) -> Result<PartialResources, ConversionError> {
         partial_resources(list).map_err(|bad| {
             self.err(
-                format!("{field}.{}", bad.resource),
+                format!("{}.{}", field(), bad.resource),
                 ConversionProblem::InvalidQuantity {
                     value: bad.value,
                     source: bad.source,
@@ -158,7 +160,7 @@ pub fn partial_resources(list: Option<&ResourceList>) -> Result<PartialResources
 /// # Errors
 /// An unknown mode, or `InPlace`, which core does not implement.
 pub fn update_mode(vpa: &VerticalPodAutoscaler) -> Result<policy::UpdateMode, ConversionError> {
-    let ctx = Ctx { vpa: vpa_key(vpa) };
+    let ctx = Ctx { vpa };
     let field = || "spec.updatePolicy.updateMode".to_owned();
     match vpa.spec.effective_update_mode() {
         UpdateMode::Off => Ok(policy::UpdateMode::Off),
@@ -184,7 +186,7 @@ pub fn update_mode(vpa: &VerticalPodAutoscaler) -> Result<policy::UpdateMode, Co
 pub fn resource_policy(
     vpa: &VerticalPodAutoscaler,
 ) -> Result<policy::ResourcePolicy, ConversionError> {
-    let ctx = Ctx { vpa: vpa_key(vpa) };
+    let ctx = Ctx { vpa };
     let policies = vpa
         .spec
         .resource_policy
@@ -200,16 +202,16 @@ pub fn resource_policy(
 }
 
 fn container_policy(
-    ctx: &Ctx,
+    ctx: &Ctx<'_>,
     index: usize,
     p: &ContainerResourcePolicy,
 ) -> Result<policy::ContainerPolicy, ConversionError> {
-    let base = format!("spec.resourcePolicy.containerPolicies[{index}]");
+    let base = || format!("spec.resourcePolicy.containerPolicies[{index}]");
     let mode = match p.mode.as_ref() {
         None | Some(ContainerScalingMode::Auto) => policy::ContainerScalingMode::Auto,
         Some(ContainerScalingMode::Off) => policy::ContainerScalingMode::Off,
         Some(ContainerScalingMode::Unknown(v)) => {
-            return Err(ctx.unknown(format!("{base}.mode"), v, ContainerScalingMode::KNOWN));
+            return Err(ctx.unknown(format!("{}.mode", base()), v, ContainerScalingMode::KNOWN));
         }
     };
     let controlled_values = match p.controlled_values.as_ref() {
@@ -219,7 +221,7 @@ fn container_policy(
         Some(ContainerControlledValues::RequestsOnly) => policy::ControlledValues::RequestsOnly,
         Some(ContainerControlledValues::Unknown(v)) => {
             return Err(ctx.unknown(
-                format!("{base}.controlledValues"),
+                format!("{}.controlledValues", base()),
                 v,
                 ContainerControlledValues::KNOWN,
             ));
@@ -240,8 +242,8 @@ fn container_policy(
     Ok(policy::ContainerPolicy {
         container_name: p.container_name.clone().unwrap_or_default(),
         mode,
-        min_allowed: ctx.partial(&format!("{base}.minAllowed"), p.min_allowed.as_ref())?,
-        max_allowed: ctx.partial(&format!("{base}.maxAllowed"), p.max_allowed.as_ref())?,
+        min_allowed: ctx.partial(|| format!("{}.minAllowed", base()), p.min_allowed.as_ref())?,
+        max_allowed: ctx.partial(|| format!("{}.maxAllowed", base()), p.max_allowed.as_ref())?,
         controlled_resources,
         controlled_values,
     })
@@ -255,7 +257,7 @@ fn container_policy(
 pub fn recommendation(
     vpa: &VerticalPodAutoscaler,
 ) -> Result<Option<policy::PodRecommendation>, ConversionError> {
-    let ctx = Ctx { vpa: vpa_key(vpa) };
+    let ctx = Ctx { vpa };
     let Some(rec) = vpa.status.as_ref().and_then(|s| s.recommendation.as_ref()) else {
         return Ok(None);
     };
@@ -265,16 +267,15 @@ pub fn recommendation(
         .flatten()
         .enumerate()
         .map(|(i, r)| {
-            let base = format!("status.recommendation.containerRecommendations[{i}]");
+            let field =
+                |name: &str| format!("status.recommendation.containerRecommendations[{i}].{name}");
             Ok(policy::ContainerRecommendation {
                 container_name: r.container_name.clone().unwrap_or_default(),
-                target: ctx.partial(&format!("{base}.target"), Some(&r.target))?,
-                lower_bound: ctx.partial(&format!("{base}.lowerBound"), r.lower_bound.as_ref())?,
-                upper_bound: ctx.partial(&format!("{base}.upperBound"), r.upper_bound.as_ref())?,
-                uncapped_target: ctx.partial(
-                    &format!("{base}.uncappedTarget"),
-                    r.uncapped_target.as_ref(),
-                )?,
+                target: ctx.partial(|| field("target"), Some(&r.target))?,
+                lower_bound: ctx.partial(|| field("lowerBound"), r.lower_bound.as_ref())?,
+                upper_bound: ctx.partial(|| field("upperBound"), r.upper_bound.as_ref())?,
+                uncapped_target: ctx
+                    .partial(|| field("uncappedTarget"), r.uncapped_target.as_ref())?,
             })
         })
         .collect::<Result<_, ConversionError>>()?;

@@ -135,6 +135,66 @@ where
     })
 }
 
+/// What a lending lookup knows about one controller: [`ControllerInfo`]
+/// with its owner references borrowed from the caller's cache.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct ControllerLinks<'a> {
+    /// The controller's own owner references.
+    pub owner_references: &'a [OwnerReference],
+    /// True when the object has a `/scale` subresource.
+    pub has_scale: bool,
+}
+
+/// [`top_controller`] without copies, for callers that walk many chains per
+/// loop: the pod is given by its namespace, name and owner references, the
+/// lookup lends each controller's owner references from its cache, and the
+/// answer is the top-most targetable owner reference itself. The rules and
+/// the errors are those of [`top_controller`]; the errors' strings are only
+/// built when there is an error.
+///
+/// # Errors
+/// As [`top_controller`].
+pub fn top_owner<'a, F>(
+    namespace: &str,
+    pod: &str,
+    owners: &'a [OwnerReference],
+    mut lookup: F,
+) -> Result<Option<&'a OwnerReference>, OwnerError>
+where
+    F: FnMut(&'a OwnerReference) -> Option<ControllerLinks<'a>>,
+{
+    let Some(mut current) = controller_of(Some(owners)) else {
+        return Ok(None);
+    };
+    let mut child: Option<&OwnerReference> = None;
+    let mut top = None;
+    for _ in 0..MAX_OWNER_DEPTH {
+        let Some(info) = lookup(current) else {
+            return Err(OwnerError::NotFound {
+                namespace: namespace.to_owned(),
+                kind: current.kind.clone(),
+                name: current.name.clone(),
+                child: match child {
+                    Some(c) => format!("{}/{}", c.kind, c.name),
+                    None => format!("Pod/{pod}"),
+                },
+            });
+        };
+        if info.has_scale || WellKnownKind::from_kind(&current.kind).is_some() {
+            top = Some(current);
+        }
+        let Some(parent) = controller_of(Some(info.owner_references)) else {
+            return Ok(top);
+        };
+        child = Some(current);
+        current = parent;
+    }
+    Err(OwnerError::TooDeep {
+        namespace: namespace.to_owned(),
+        pod: pod.to_owned(),
+    })
+}
+
 /// The controllers of one namespace, keyed by (kind, name): the map form of
 /// the lookup [`top_controller`] takes.
 ///
@@ -423,5 +483,95 @@ mod tests {
         .unwrap()
         .unwrap();
         assert_eq!(top.name, "web");
+    }
+
+    /// [`top_owner`] over the same index as [`OwnerIndex::top_controller`].
+    fn top_owner_of(
+        index: &OwnerIndex,
+        pod: &ObjectMeta,
+    ) -> Result<Option<ControllerRef>, OwnerError> {
+        let owners = pod.owner_references.as_deref().unwrap_or_default();
+        top_owner(
+            pod.namespace.as_deref().unwrap_or_default(),
+            pod.name.as_deref().unwrap_or_default(),
+            owners,
+            |c| match index.objects.get(&(c.kind.clone(), c.name.clone())) {
+                Some(info) => Some(ControllerLinks {
+                    owner_references: &info.owner_references,
+                    has_scale: info.has_scale,
+                }),
+                None if WellKnownKind::from_kind(&c.kind).is_some() => None,
+                None => Some(ControllerLinks::default()),
+            },
+        )
+        .map(|top| top.map(ControllerRef::from_owner))
+    }
+
+    #[test]
+    fn the_lending_walk_agrees_with_the_copying_one() {
+        let rs = |owners| meta("web-7d9f", owners);
+        let to_dep = vec![owner("apps/v1", "Deployment", "web", Some(true))];
+        let pod = meta(
+            "web-7d9f-x",
+            vec![owner("apps/v1", "ReplicaSet", "web-7d9f", Some(true))],
+        );
+        let mut cases: Vec<(OwnerIndex, ObjectMeta)> = Vec::new();
+        // Missing ReplicaSet, then missing Deployment: errors naming the child.
+        cases.push((OwnerIndex::new(), pod.clone()));
+        let mut index = OwnerIndex::new();
+        index.insert("ReplicaSet", &rs(to_dep.clone()));
+        cases.push((index.clone(), pod.clone()));
+        // Found: Deployment; with a scalable App above it: App; an unknown
+        // unscalable layer is walked through.
+        index.insert(
+            "Deployment",
+            &meta(
+                "web",
+                vec![owner("example.com/v1", "App", "web-app", Some(true))],
+            ),
+        );
+        cases.push((index.clone(), pod.clone()));
+        index.insert_scalable("App", &meta("web-app", vec![]));
+        cases.push((index.clone(), pod.clone()));
+        // No controller at all; a Node-owned static pod.
+        cases.push((
+            OwnerIndex::new(),
+            meta("p", vec![owner("v1", "ConfigMap", "c", None)]),
+        ));
+        cases.push((
+            OwnerIndex::new(),
+            meta("kube-proxy-n1", vec![owner("v1", "Node", "n1", Some(true))]),
+        ));
+        // A cycle.
+        let mut cycle = OwnerIndex::new();
+        cycle.insert("A", &meta("a", vec![owner("x/v1", "B", "b", Some(true))]));
+        cycle.insert("B", &meta("b", vec![owner("x/v1", "A", "a", Some(true))]));
+        cases.push((cycle, meta("p", vec![owner("x/v1", "A", "a", Some(true))])));
+
+        for (i, (index, pod)) in cases.iter().enumerate() {
+            assert_eq!(
+                top_owner_of(index, pod),
+                index.top_controller(pod),
+                "case {i}"
+            );
+        }
+        // The cases cover every outcome.
+        let outcomes: Vec<_> = cases
+            .iter()
+            .map(|(index, pod)| top_owner_of(index, pod).map(|t| t.map(|t| t.kind)))
+            .collect();
+        assert!(outcomes.contains(&Ok(Some("Deployment".into()))));
+        assert!(outcomes.contains(&Ok(Some("App".into()))));
+        assert!(outcomes.contains(&Ok(None)));
+        assert!(
+            outcomes
+                .iter()
+                .any(|o| matches!(o, Err(OwnerError::NotFound { .. })))
+        );
+        assert!(
+            outcomes
+                .iter()
+                .any(|o| matches!(o, Err(OwnerError::TooDeep { .. })))
+        );
     }
 }

@@ -142,9 +142,50 @@ pub struct EvictionRequirement {
     pub change_requirement: ChangeRequirement,
 }
 
+/// A pod as [`decide_updates`] reads it: the pod and its managing controller.
+///
+/// [`UpdaterPod`] is one, with its own `controller`. A caller that keeps
+/// pods in a cache and resolves their controllers per loop passes
+/// [`PodWithController`] instead, so that no pod is copied to set it.
+pub trait PodForUpdate {
+    /// The pod (its `controller` field is not read).
+    fn pod(&self) -> &UpdaterPod;
+    /// Its managing controller, if any.
+    fn controller(&self) -> Option<&ControllerRef>;
+}
+
+impl PodForUpdate for UpdaterPod {
+    fn pod(&self) -> &UpdaterPod {
+        self
+    }
+
+    fn controller(&self) -> Option<&ControllerRef> {
+        self.controller.as_ref()
+    }
+}
+
+/// A borrowed pod with the controller resolved for it this loop.
+#[derive(Clone, Copy, Debug)]
+pub struct PodWithController<'a> {
+    /// The pod; its own `controller` field is ignored.
+    pub pod: &'a UpdaterPod,
+    /// Its managing controller, if any.
+    pub controller: Option<&'a ControllerRef>,
+}
+
+impl PodForUpdate for PodWithController<'_> {
+    fn pod(&self) -> &UpdaterPod {
+        self.pod
+    }
+
+    fn controller(&self) -> Option<&ControllerRef> {
+        self.controller
+    }
+}
+
 /// One VPA and the live pods it controls.
 #[derive(Clone, Debug)]
-pub struct VpaUpdateInput<'a> {
+pub struct VpaUpdateInput<'a, P = UpdaterPod> {
     /// The VPA's name.
     pub vpa_name: &'a str,
     /// `spec.updatePolicy.updateMode`.
@@ -160,7 +201,7 @@ pub struct VpaUpdateInput<'a> {
     /// LimitRange constraints of the VPA's namespace (caps the recommendation).
     pub limits: &'a NamespaceLimits,
     /// The pods the VPA controls.
-    pub pods: &'a [UpdaterPod],
+    pub pods: &'a [P],
 }
 
 /// Why a pod is updated.
@@ -333,7 +374,7 @@ fn uncapped_amounts(pod: &UpdaterPod, recommendation: &PodRecommendation) -> Vec
 }
 
 /// The recommendation capped for this pod, as the admission webhook would.
-fn capped_amounts(pod: &UpdaterPod, input: &VpaUpdateInput<'_>) -> Vec<Amounts> {
+fn capped_amounts<P>(pod: &UpdaterPod, input: &VpaUpdateInput<'_, P>) -> Vec<Amounts> {
     if input.limits.pod.is_some() {
         // A pod LimitRange scales containers together: take the full path.
         let capped = cap_recommendation(
@@ -558,8 +599,13 @@ impl DisruptionBudget {
     }
 }
 
+/// `namespace/name`, built directly: it is made for every pod of every loop.
 fn pod_id(pod: &UpdaterPod) -> String {
-    format!("{}/{}", pod.namespace, pod.name)
+    let mut id = String::with_capacity(pod.namespace.len() + 1 + pod.name.len());
+    id.push_str(&pod.namespace);
+    id.push('/');
+    id.push_str(&pod.name);
+    id
 }
 
 fn to_admission_containers(pod: &UpdaterPod) -> Vec<AdmissionContainer> {
@@ -569,12 +615,40 @@ fn to_admission_containers(pod: &UpdaterPod) -> Vec<AdmissionContainer> {
         .collect()
 }
 
-/// A pod that wants an update, before the budget is applied.
-struct Candidate {
+/// A pod that wants an update, before the budget is applied. Its message is
+/// only written if the budget admits it.
+struct Candidate<'a> {
     index: usize,
     reason: UpdateReason,
     priority: PodPriority,
-    message: String,
+    /// The quick-OOM-killed container, for the message.
+    oom: Option<&'a str>,
+}
+
+/// The message of an update.
+fn update_message(
+    reason: UpdateReason,
+    priority: &PodPriority,
+    oom: Option<&str>,
+    config: &UpdaterConfig,
+) -> String {
+    match reason {
+        UpdateReason::OutsideRecommendedRange => format!(
+            "a request is outside the recommended range (relative change {:.3})",
+            priority.resource_diff
+        ),
+        UpdateReason::QuickOom => format!(
+            "container {} was OOM-killed within {}s of starting",
+            oom.unwrap_or_default(),
+            config.evict_after_oom_threshold_secs
+        ),
+        UpdateReason::LongLivedDrift => format!(
+            "pod older than {}s with relative change {:.3} >= {}",
+            config.pod_lifetime_update_threshold_secs,
+            priority.resource_diff,
+            config.min_change_priority
+        ),
+    }
 }
 
 /// Decides, for one VPA, which pods to update and in which order.
@@ -587,12 +661,16 @@ struct Candidate {
 /// `evictionRequirements`, and admitted per controller within its disruption
 /// budget.
 #[must_use]
-pub fn decide_updates(input: &VpaUpdateInput<'_>, config: &UpdaterConfig, now: i64) -> UpdatePlan {
+pub fn decide_updates<P: PodForUpdate>(
+    input: &VpaUpdateInput<'_, P>,
+    config: &UpdaterConfig,
+    now: i64,
+) -> UpdatePlan {
     let mut plan = UpdatePlan::default();
     let skip = |plan: &mut UpdatePlan, index: usize, reason: SkipReason, message: String| {
         plan.skipped.push(PodDecision {
             pod_index: index,
-            pod: pod_id(&input.pods[index]),
+            pod: pod_id(input.pods[index].pod()),
             action: Action::Skip(reason),
             message,
         });
@@ -614,7 +692,8 @@ pub fn decide_updates(input: &VpaUpdateInput<'_>, config: &UpdaterConfig, now: i
     }
 
     let mut candidates = Vec::new();
-    for (i, pod) in input.pods.iter().enumerate() {
+    for (i, entry) in input.pods.iter().enumerate() {
+        let pod = entry.pod();
         if pod.is_mirror {
             skip(
                 &mut plan,
@@ -624,7 +703,7 @@ pub fn decide_updates(input: &VpaUpdateInput<'_>, config: &UpdaterConfig, now: i
             );
             continue;
         }
-        if pod.controller.is_none() {
+        if entry.controller().is_none() {
             skip(
                 &mut plan,
                 i,
@@ -737,28 +816,11 @@ pub fn decide_updates(input: &VpaUpdateInput<'_>, config: &UpdaterConfig, now: i
             );
             continue;
         }
-        let message = match reason {
-            UpdateReason::OutsideRecommendedRange => format!(
-                "a request is outside the recommended range (relative change {:.3})",
-                priority.resource_diff
-            ),
-            UpdateReason::QuickOom => format!(
-                "container {} was OOM-killed within {}s of starting",
-                oom.unwrap_or_default(),
-                config.evict_after_oom_threshold_secs
-            ),
-            UpdateReason::LongLivedDrift => format!(
-                "pod older than {}s with relative change {:.3} >= {}",
-                config.pod_lifetime_update_threshold_secs,
-                priority.resource_diff,
-                config.min_change_priority
-            ),
-        };
         candidates.push(Candidate {
             index: i,
             reason,
             priority,
-            message,
+            oom,
         });
     }
 
@@ -767,8 +829,8 @@ pub fn decide_updates(input: &VpaUpdateInput<'_>, config: &UpdaterConfig, now: i
 
     let mut budgets = controller_budgets(input, config);
     for cand in candidates {
-        let pod = &input.pods[cand.index];
-        let (Some(controller), Some(key)) = (pod.controller.as_ref(), group_key(pod)) else {
+        let entry = &input.pods[cand.index];
+        let (Some(controller), Some(key)) = (entry.controller(), group_key(entry)) else {
             continue; // filtered above
         };
         let Some(budget) = budgets.get_mut(&key) else {
@@ -794,12 +856,12 @@ pub fn decide_updates(input: &VpaUpdateInput<'_>, config: &UpdaterConfig, now: i
                 b.disrupted += 1;
                 plan.updates.push(PodDecision {
                     pod_index: cand.index,
-                    pod: pod_id(pod),
+                    pod: pod_id(entry.pod()),
                     action: Action::Update {
                         reason: cand.reason,
                         priority: cand.priority,
                     },
-                    message: cand.message,
+                    message: update_message(cand.reason, &cand.priority, cand.oom, config),
                 });
             }
             Ok(b) => {
@@ -818,15 +880,19 @@ pub fn decide_updates(input: &VpaUpdateInput<'_>, config: &UpdaterConfig, now: i
 /// pods that disagree on it still share one budget).
 type GroupKey<'a> = (&'a str, &'a str, &'a str);
 
-fn group_key(pod: &UpdaterPod) -> Option<GroupKey<'_>> {
-    pod.controller
-        .as_ref()
-        .map(|c| (pod.namespace.as_str(), c.kind.as_str(), c.name.as_str()))
+fn group_key<P: PodForUpdate>(pod: &P) -> Option<GroupKey<'_>> {
+    pod.controller().map(|c| {
+        (
+            pod.pod().namespace.as_str(),
+            c.kind.as_str(),
+            c.name.as_str(),
+        )
+    })
 }
 
 /// Per controller: its budget, or why none of its pods may be disrupted.
-fn controller_budgets<'a>(
-    input: &VpaUpdateInput<'a>,
+fn controller_budgets<'a, P: PodForUpdate>(
+    input: &VpaUpdateInput<'a, P>,
     config: &UpdaterConfig,
 ) -> BTreeMap<GroupKey<'a>, Result<DisruptionBudget, SkipReason>> {
     struct Group {
@@ -837,10 +903,11 @@ fn controller_budgets<'a>(
     }
     let required = input.min_replicas.unwrap_or(config.min_replicas);
     let mut groups: BTreeMap<GroupKey<'a>, Group> = BTreeMap::new();
-    for pod in input.pods {
-        let (Some(key), Some(controller)) = (group_key(pod), pod.controller.as_ref()) else {
+    for entry in input.pods {
+        let (Some(key), Some(controller)) = (group_key(entry), entry.controller()) else {
             continue;
         };
+        let pod = entry.pod();
         if matches!(pod.phase, PodPhase::Succeeded | PodPhase::Failed) {
             continue;
         }
