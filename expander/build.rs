@@ -6,6 +6,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         // Pods and nodes stay views into the request buffer until decoded.
         .bytes(".")
+        // The server is written by hand (`grpc::ExpanderServer`) to read the
+        // request in place; the client serves tests, benchmarks and tools.
+        .build_server(false)
         .compile_fds(descriptors)?;
     Ok(())
 }

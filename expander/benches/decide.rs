@@ -1,10 +1,11 @@
 //! A full decision over 100 options × 1,000 pending pods, conversion included.
 //! `request/*` is the gRPC call as the server sees it once TLS and HTTP/2 are
-//! off: the encoded `BestOptionsRequest` in, the encoded reply out (protobuf
-//! decode of the request, of every pod and template node, conversion to the
-//! core's types, the chain, encoding the reply). Every option lists all 1,000
-//! pods (100,000 pod entries), the worst case of CA's request, where a pod
-//! appears under every option it fits.
+//! off: the encoded `BestOptionsRequest` in, the encoded reply out (reading
+//! the request, decoding every distinct pod and template node, conversion to
+//! the core's types, the chain, writing the reply). `view/*` starts from the
+//! request already read ([`RequestView`]), and `read` is that reading alone.
+//! Every option lists all 1,000 pods (100,000 pod entries), the worst case of
+//! CA's request, where a pod appears under every option it fits.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -15,8 +16,8 @@ use std::sync::Arc;
 use tailor_core::catalog::{Catalog, TypeFilter};
 use tailor_core::expander::ChainConfig;
 use tailor_expander::Expander;
-use tailor_expander::grpc::proto::BestOptionsRequest;
 use tailor_expander::grpc::{ExpanderService, Metrics};
+use tailor_expander::outer::RequestView;
 use tailor_expander::request::DecideRequest;
 use tailor_expander::wire::request_to_proto;
 
@@ -96,7 +97,9 @@ fn bench(c: &mut Criterion) {
     let catalog = Arc::new(catalog());
     let text = request_json(&catalog);
     let file = DecideRequest::from_json(&text).unwrap();
-    let proto = request_to_proto(&file);
+    let encoded = prost::bytes::Bytes::from(request_to_proto(&file).encode_to_vec());
+    eprintln!("request of {} bytes", encoded.len());
+    let view = RequestView::parse(encoded.clone()).unwrap();
     let config = ChainConfig {
         pricing: Some(catalog.clone()),
         ..ChainConfig::default()
@@ -106,23 +109,21 @@ fn bench(c: &mut Criterion) {
     for chain in ["least-waste", "price,least-waste", "cost"] {
         let expander = Arc::new(Expander::new(chain, &config, 0, 50).unwrap());
         let service = ExpanderService::new(expander.clone(), Metrics::default());
-        assert!(!service.decide(&proto).unwrap().is_empty());
-        let encoded = prost::bytes::Bytes::from(proto.encode_to_vec());
-        eprintln!("{chain}: request of {} bytes", encoded.len());
+        assert!(!service.decide(&view).unwrap().is_empty());
         group.bench_function(format!("request/{chain}"), |b| {
-            b.iter(|| {
-                let request = BestOptionsRequest::decode(black_box(encoded.clone())).unwrap();
-                service.answer(request).encode_to_vec()
-            })
+            b.iter(|| service.answer(black_box(encoded.clone())).unwrap())
         });
-        group.bench_function(format!("grpc/{chain}"), |b| {
-            b.iter(|| service.decide(black_box(&proto)).unwrap())
+        group.bench_function(format!("view/{chain}"), |b| {
+            b.iter(|| service.decide(black_box(&view)).unwrap())
         });
         let converted = file.to_request().unwrap();
         group.bench_function(format!("chain_only/{chain}"), |b| {
             b.iter(|| expander.decide(black_box(&converted)).unwrap())
         });
     }
+    group.bench_function("read", |b| {
+        b.iter(|| RequestView::parse(black_box(encoded.clone())).unwrap())
+    });
     let expander = Expander::new("least-waste", &config, 0, 50).unwrap();
     group.bench_function("json_file/least-waste", |b| {
         b.iter(|| {

@@ -3,7 +3,8 @@
 //! The decisions themselves are `tailor_core::expander`; this crate converts
 //! Kubernetes objects into the core's types ([`convert`]), reads Cluster
 //! Autoscaler's `BestOptionsRequest` in JSON and protobuf ([`request`], with
-//! [`lean`] messages for the pods), runs
+//! [`outer`] reading the request in place and [`lean`] messages for the
+//! pods), runs
 //! one decision ([`engine`]), explains it ([`output`]), serves CA's gRPC
 //! expander protocol over TLS ([`grpc`]), and grows AWS Auto Scaling groups
 //! itself in the AWS mode ([`aws`], with [`asg`] for AWS and [`cluster`] for
@@ -17,6 +18,7 @@ pub mod convert;
 pub mod engine;
 pub mod grpc;
 pub mod lean;
+pub mod outer;
 pub mod output;
 pub mod request;
 pub mod wire;

@@ -3,8 +3,8 @@
 
 use crate::convert::{self, ConvertError};
 use crate::engine::{DecideError, Request, node_count};
-use crate::grpc::proto;
 use crate::lean;
+use crate::outer::RequestView;
 use k8s_openapi::api::core::v1 as json;
 use prost::Message;
 use serde::Deserialize;
@@ -246,18 +246,19 @@ impl<'a> Pods<'a> {
     }
 }
 
-/// Converts a gRPC request. Pods are decoded (with the lean messages of
-/// [`lean`]) and converted once per distinct encoding ([`Pods`]), and each
-/// option carries only what the chain reads of them ([`chain_view`]).
-pub fn from_proto(request: &proto::BestOptionsRequest) -> Result<Request, RequestError> {
+/// Converts a gRPC request read in place ([`RequestView`]). Pods are decoded
+/// (with the lean messages of [`lean`]) and converted once per distinct
+/// encoding ([`Pods`]), and each option carries only what the chain reads of
+/// them ([`chain_view`]).
+pub fn from_view(request: &RequestView) -> Result<Request, RequestError> {
     let mut distinct = Pods::default();
-    let mut options = Vec::with_capacity(request.options.len());
+    let mut options = Vec::with_capacity(request.options().len());
     // The first pod of the previous option: the guess for this one's first.
     let mut first = None;
-    for (i, o) in request.options.iter().enumerate() {
-        let mut pods = Vec::with_capacity(o.pod.len());
+    for (i, o) in request.options().iter().enumerate() {
+        let mut pods = Vec::with_capacity(request.pods(o).len());
         let mut previous: Option<usize> = None;
-        for (index, bytes) in o.pod.iter().enumerate() {
+        for (index, bytes) in request.pods(o).enumerate() {
             let guess = match previous {
                 Some(p) => distinct.next[p],
                 None => first,
@@ -277,19 +278,18 @@ pub fn from_proto(request: &proto::BestOptionsRequest) -> Result<Request, Reques
             debug: o.debug.clone(),
         });
     }
-    let mut templates = HashMap::with_capacity(request.node_map.len());
-    for (id, bytes) in &request.node_map {
-        let node = k8s_pb::api::core::v1::Node::decode(bytes.as_ref()).map_err(|error| {
-            RequestError::Decode {
+    let mut templates = HashMap::with_capacity(request.node_map().len());
+    for (id, bytes) in request.node_map() {
+        let node =
+            k8s_pb::api::core::v1::Node::decode(bytes).map_err(|error| RequestError::Decode {
                 what: format!("nodeMap[{id:?}]"),
                 error,
-            }
-        })?;
+            })?;
         let t = convert::node_from_pb(id, &node).map_err(|error| RequestError::Node {
-            id: id.clone(),
+            id: id.to_owned(),
             error: Box::new(error),
         })?;
-        templates.insert(id.clone(), t);
+        templates.insert(id.to_owned(), t);
     }
     Ok(Request { options, templates })
 }
@@ -297,7 +297,13 @@ pub fn from_proto(request: &proto::BestOptionsRequest) -> Result<Request, Reques
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::grpc::proto;
     use crate::wire::request_to_proto;
+
+    /// The request as the server reads it off the wire.
+    fn from_proto(request: &proto::BestOptionsRequest) -> Result<Request, RequestError> {
+        from_view(&RequestView::parse(request.encode_to_vec().into()).unwrap())
+    }
     use prost::bytes::Bytes;
 
     fn fixture(name: &str) -> String {
