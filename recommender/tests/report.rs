@@ -517,7 +517,13 @@ async fn report_equals_an_independent_computation() {
     let proxied = format!("{}/?tenant=team-a", prometheus.url());
     let args: Vec<&str> = with(&["--format", "json"])
         .into_iter()
-        .map(|a| if a == prometheus.url() { proxied.as_str() } else { a })
+        .map(|a| {
+            if a == prometheus.url() {
+                proxied.as_str()
+            } else {
+                a
+            }
+        })
         .collect();
     let (ok, stdout, stderr) = tokio::task::block_in_place(|| run(&args));
     assert!(ok, "{stderr}");
