@@ -440,7 +440,11 @@ impl Histogram {
         HistogramCheckpoint {
             reference_timestamp: None,
             bucket_weights,
-            total_weight: self.total_weight,
+            // Upstream's arithmetic can leave the total slightly below zero:
+            // a sub-epsilon bucket outside [min, max] is not scaled by decay
+            // but is still subtracted in full. Upstream then saves a
+            // checkpoint its own loader rejects; an empty total loads.
+            total_weight: self.total_weight.max(0.0),
         }
     }
 
@@ -886,6 +890,25 @@ mod tests {
         assert_eq!(cp.total_weight, 100_001.0);
         assert_eq!(cp.bucket_weights.len(), 1);
         assert_eq!(cp.bucket_weights.get(&2), Some(&10_000));
+    }
+
+    #[test]
+    fn checkpoint_of_a_total_left_below_zero_still_loads() {
+        // Found by `stored_window_behaves_as_the_whole_array`: the 1e-6 sample
+        // is below epsilon, so its bucket is outside [min, max] and decay
+        // (here by 0) leaves it while the total drops to 0; subtracting it
+        // again takes the total to -1e-6, as upstream's arithmetic does.
+        let o = HistogramOptions::exponential(1000.0, 0.01, 1.05, 1e-4).unwrap();
+        let mut h = Histogram::new(o);
+        h.add_sample(0.027_746_776_365_234_756, 1e-6).unwrap();
+        h.scale(0.0);
+        h.subtract_sample(0.031_478_045_203_320_83, 1e-6).unwrap();
+        assert!(h.total_weight() < 0.0, "upstream's arithmetic kept");
+        let cp = h.save_checkpoint();
+        assert_eq!(cp.total_weight, 0.0);
+        let mut loaded = Histogram::new(o);
+        loaded.load_checkpoint(&cp).unwrap();
+        assert_eq!(loaded.total_weight(), 0.0);
     }
 
     #[test]
