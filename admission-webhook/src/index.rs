@@ -12,10 +12,10 @@ use tailor_api::owner::{self, ControllerInfo, ControllerRef, MAX_OWNER_DEPTH, Ow
 use tailor_api::selector::Selector;
 use tailor_api::target::{self, TargetError, TargetObject, WellKnownKind};
 use tailor_api::vpa::{UpdateMode as ApiUpdateMode, VerticalPodAutoscaler};
-use tailor_core::admission::{LimitRangeItem, NamespaceLimits};
-use tailor_core::policy::{PartialResources, PodRecommendation, ResourcePolicy, UpdateMode};
-use tailor_core::quantity::{self, Quantity, QuantityError};
-use tailor_core::resources::ResourceName;
+// LimitRanges are read in `tailor-api`, shared with the updater.
+pub use tailor_api::limit_range::{LimitRangeError, LimitRanges};
+use tailor_core::admission::NamespaceLimits;
+use tailor_core::policy::{PodRecommendation, ResourcePolicy, UpdateMode};
 use tailor_runtime::scale::{CrossVersionObjectReferenceKey, ScaleTargets};
 
 /// Which VPAs this webhook applies, by their `spec.recommenders`.
@@ -92,34 +92,12 @@ struct Controller {
     selector: Result<Selector, TargetError>,
 }
 
-/// A LimitRange item whose quantities could not be read.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("LimitRange {limit_range}: {field}: {source}")]
-pub struct LimitRangeError {
-    /// `namespace/name` of the LimitRange.
-    pub limit_range: String,
-    /// The field (`spec.limits[0].max.cpu`).
-    pub field: String,
-    /// Why the quantity is invalid.
-    pub source: Box<QuantityError>,
-}
-
 /// Why no VPA could be chosen for a pod (the pod is then admitted unchanged).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum MatchError {
     /// The owner chain could not be followed from the caches.
     #[error(transparent)]
     Owner(#[from] OwnerError),
-}
-
-/// One LimitRange item of type Container or Pod, in core units.
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct LimitItem {
-    pod: bool,
-    item: LimitRangeItem,
-    has_min: bool,
-    has_max: bool,
-    has_default: bool,
 }
 
 type NsName = (String, String);
@@ -132,7 +110,7 @@ pub struct Index {
     recommenders: RecommenderFilter,
     vpas: BTreeMap<NsName, IndexedVpa>,
     controllers: HashMap<ControllerKey, Controller>,
-    limit_ranges: BTreeMap<NsName, Result<Vec<LimitItem>, LimitRangeError>>,
+    limit_ranges: LimitRanges,
 }
 
 fn ns_name(meta: &ObjectMeta) -> NsName {
@@ -313,47 +291,21 @@ impl Index {
 
     /// Adds or replaces a LimitRange.
     pub fn apply_limit_range(&mut self, limit_range: &LimitRange) {
-        let key = ns_name(&limit_range.metadata);
-        let items = convert_limit_range(&key.0, &key.1, limit_range);
-        self.limit_ranges.insert(key, items);
+        self.limit_ranges.apply(limit_range);
     }
 
     /// Removes a LimitRange.
     pub fn delete_limit_range(&mut self, namespace: &str, name: &str) {
-        self.limit_ranges
-            .remove(&(namespace.to_owned(), name.to_owned()));
+        self.limit_ranges.delete(namespace, name);
     }
 
     /// The namespace's container and pod limits, merged as upstream does
-    /// over all its LimitRanges (in name order): the highest `min`, the
-    /// lowest `max`, the last `default`/`defaultRequest`, and the lowest
-    /// `maxLimitRequestRatio`. Only items with `min`, `max` or `default` count.
+    /// ([`LimitRanges::limits`]).
     ///
     /// # Errors
     /// A LimitRange in the namespace has an invalid quantity.
     pub fn limits(&self, namespace: &str) -> Result<NamespaceLimits, LimitRangeError> {
-        let mut out = NamespaceLimits::default();
-        let range = self
-            .limit_ranges
-            .range((namespace.to_owned(), String::new())..);
-        for ((ns, _), items) in range {
-            if ns != namespace {
-                break;
-            }
-            for item in items.as_ref().map_err(Clone::clone)? {
-                if !(item.has_min || item.has_max || item.has_default) {
-                    continue;
-                }
-                let slot = if item.pod {
-                    &mut out.pod
-                } else {
-                    &mut out.container
-                };
-                let merged = slot.get_or_insert_with(LimitRangeItem::default);
-                merge_item(merged, &item.item, item.has_default);
-            }
-        }
-        Ok(out)
+        self.limit_ranges.limits(namespace)
     }
 
     fn lookup(&self, namespace: &str, controller: &ControllerRef) -> Option<ControllerInfo> {
@@ -443,99 +395,6 @@ impl Index {
         }
         None
     }
-}
-
-fn merge_item(merged: &mut LimitRangeItem, item: &LimitRangeItem, has_default: bool) {
-    for r in ResourceName::ALL {
-        let pick = |a: Option<i64>, b: Option<i64>, f: fn(i64, i64) -> i64| match (a, b) {
-            (Some(a), Some(b)) => Some(f(a, b)),
-            (a, b) => a.or(b),
-        };
-        merged.min = merged
-            .min
-            .with(r, pick(merged.min.get(r), item.min.get(r), i64::max));
-        merged.max = merged
-            .max
-            .with(r, pick(merged.max.get(r), item.max.get(r), i64::min));
-        merged.max_limit_request_ratio_milli = merged.max_limit_request_ratio_milli.with(
-            r,
-            pick(
-                merged.max_limit_request_ratio_milli.get(r),
-                item.max_limit_request_ratio_milli.get(r),
-                i64::min,
-            ),
-        );
-    }
-    // As upstream, a later `default` replaces the earlier one whole.
-    if has_default {
-        merged.default_limit = item.default_limit;
-    }
-    if !item.default_request.is_empty() {
-        merged.default_request = item.default_request;
-    }
-}
-
-fn convert_limit_range(
-    namespace: &str,
-    name: &str,
-    limit_range: &LimitRange,
-) -> Result<Vec<LimitItem>, LimitRangeError> {
-    let items = limit_range
-        .spec
-        .as_ref()
-        .map(|s| s.limits.as_slice())
-        .unwrap_or_default();
-    let mut out = Vec::new();
-    for (index, item) in items.iter().enumerate() {
-        let pod = match item.type_.as_str() {
-            "Container" => false,
-            "Pod" => true,
-            _ => continue,
-        };
-        let err = |field: String, source| LimitRangeError {
-            limit_range: format!("{namespace}/{name}"),
-            field: format!("spec.limits[{index}].{field}"),
-            source: Box::new(source),
-        };
-        type List = BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>;
-        let read = |field: &str, list: Option<&List>, ratio: bool| {
-            let mut values = PartialResources::NONE;
-            for (resource_name, q) in list.into_iter().flatten() {
-                let Some(resource) = ResourceName::parse(resource_name) else {
-                    continue;
-                };
-                let parsed = if ratio {
-                    Quantity::parse(&q.0).and_then(|v| v.milli_value())
-                } else {
-                    match resource {
-                        ResourceName::Cpu => quantity::cpu_millis(&q.0),
-                        ResourceName::Memory => quantity::memory_bytes(&q.0),
-                    }
-                };
-                let v = parsed.map_err(|e| err(format!("{field}.{resource_name}"), e))?;
-                values = values.with(resource, Some(v));
-            }
-            Ok::<_, LimitRangeError>(values)
-        };
-        out.push(LimitItem {
-            pod,
-            item: LimitRangeItem {
-                min: read("min", item.min.as_ref(), false)?,
-                max: read("max", item.max.as_ref(), false)?,
-                default_limit: read("default", item.default.as_ref(), false)?,
-                default_request: read("defaultRequest", item.default_request.as_ref(), false)?,
-                max_limit_request_ratio_milli: read(
-                    "maxLimitRequestRatio",
-                    item.max_limit_request_ratio.as_ref(),
-                    true,
-                )?,
-            },
-            has_min: item.min.is_some(),
-            has_max: item.max.is_some(),
-            has_default: item.default.is_some(),
-        });
-    }
-    Ok(out)
 }
 
 #[cfg(test)]
@@ -769,10 +628,11 @@ pub(crate) mod tests {
         index.clear_vpas();
         assert_eq!(index.vpa_count(), 0);
         assert_eq!(matched(&index, &web_pod()), None);
-        index.apply_limit_range(&limit_range(
-            "a",
-            serde_json::json!([{"type": "Container", "max": {"cpu": "1"}}]),
-        ));
+        index.apply_limit_range(&from_json(serde_json::json!({
+            "metadata": {"name": "a", "namespace": "shop"},
+            "spec": {"limits": [{"type": "Container", "max": {"cpu": "1"}}]}
+        })));
+        assert!(index.limits("shop").unwrap().container.is_some());
         index.clear_limit_ranges();
         assert_eq!(index.limits("shop").unwrap(), NamespaceLimits::default());
     }
@@ -849,73 +709,6 @@ pub(crate) mod tests {
         assert_eq!(index.annotation(&p, key), Some("false"));
         let lone = pod("ReplicaSet", "unknown", serde_json::json!({}));
         assert_eq!(index.annotation(&lone, key), None);
-    }
-
-    fn limit_range(name: &str, limits: serde_json::Value) -> LimitRange {
-        from_json(serde_json::json!({
-            "metadata": {"name": name, "namespace": "shop"},
-            "spec": {"limits": limits}
-        }))
-    }
-
-    #[test]
-    fn limit_ranges_merge_as_upstream() {
-        let mut index = Index::new(RecommenderFilter::Any);
-        index.apply_limit_range(&limit_range(
-            "a",
-            serde_json::json!([
-                {"type": "Container", "min": {"cpu": "100m"}, "max": {"cpu": "2", "memory": "1Gi"},
-                 "default": {"cpu": "500m"}, "maxLimitRequestRatio": {"cpu": "4"}},
-                {"type": "Pod", "max": {"memory": "4Gi"}},
-                {"type": "PersistentVolumeClaim", "max": {"storage": "1Gi"}}
-            ]),
-        ));
-        index.apply_limit_range(&limit_range(
-            "b",
-            serde_json::json!([
-                {"type": "Container", "min": {"cpu": "50m", "memory": "64Mi"}, "max": {"cpu": "1"},
-                 "default": {"memory": "256Mi"}, "maxLimitRequestRatio": {"cpu": "2"}}
-            ]),
-        ));
-        let limits = index.limits("shop").unwrap();
-        let c = limits.container.unwrap();
-        assert_eq!(c.min.get(ResourceName::Cpu), Some(100));
-        assert_eq!(c.min.get(ResourceName::Memory), Some(64 << 20));
-        assert_eq!(c.max.get(ResourceName::Cpu), Some(1000));
-        assert_eq!(c.max.get(ResourceName::Memory), Some(1 << 30));
-        assert_eq!(
-            c.default_limit.get(ResourceName::Cpu),
-            None,
-            "b's default replaces a's"
-        );
-        assert_eq!(c.default_limit.get(ResourceName::Memory), Some(256 << 20));
-        assert_eq!(
-            c.max_limit_request_ratio_milli.get(ResourceName::Cpu),
-            Some(2000)
-        );
-        assert_eq!(
-            limits.pod.unwrap().max.get(ResourceName::Memory),
-            Some(4 << 30)
-        );
-        assert_eq!(index.limits("other").unwrap(), NamespaceLimits::default());
-        index.delete_limit_range("shop", "a");
-        index.delete_limit_range("shop", "b");
-        assert_eq!(index.limits("shop").unwrap(), NamespaceLimits::default());
-    }
-
-    #[test]
-    fn invalid_limit_range_quantity_names_the_field() {
-        let mut index = Index::new(RecommenderFilter::Any);
-        index.apply_limit_range(&limit_range(
-            "bad",
-            serde_json::json!([{"type": "Container", "max": {"cpu": "lots"}}]),
-        ));
-        let err = index.limits("shop").unwrap_err();
-        assert!(
-            err.to_string()
-                .starts_with("LimitRange shop/bad: spec.limits[0].max.cpu"),
-            "{err}"
-        );
     }
 
     #[test]

@@ -417,8 +417,8 @@ impl Caches {
         controllers.start::<Job>(client, shutdown);
         controllers.start::<CronJob>(client, shutdown);
         controllers.start::<ReplicationController>(client, shutdown);
-        // LimitRanges, kept in the webhook's compact form (merged per
-        // namespace as it merges them).
+        // LimitRanges, read once on arrival into core units (merged per
+        // namespace as the admission webhook merges them).
         let limit_ranges = Arc::new(RwLock::new(LimitRangeIndex::default()));
         let limit_ranges_synced = Synced::default();
         {
@@ -426,7 +426,7 @@ impl Caches {
             let synced = limit_ranges_synced.clone();
             let mut buffer = Vec::new();
             shutdown.spawn(drive::<LimitRange>(client, &token, move |event| {
-                if tailor_admission_webhook::watch::apply_event(&index, &mut buffer, event) {
+                if apply_limit_range_event(&index, &mut buffer, event) {
                     synced.set();
                 }
             }));
@@ -450,6 +450,34 @@ impl Caches {
             s.wait().await;
         }
     }
+}
+
+/// Applies one LimitRange watch event; `buffer` holds a relist in progress,
+/// which replaces the whole set when it completes (then true is returned).
+fn apply_limit_range_event(
+    index: &RwLock<LimitRangeIndex>,
+    buffer: &mut Vec<LimitRange>,
+    event: watcher::Event<LimitRange>,
+) -> bool {
+    let write = || index.write().unwrap_or_else(PoisonError::into_inner);
+    match event {
+        watcher::Event::Init => buffer.clear(),
+        watcher::Event::InitApply(o) => buffer.push(o),
+        watcher::Event::InitDone => {
+            let mut index = write();
+            index.clear();
+            for o in buffer.drain(..) {
+                index.apply(&o);
+            }
+            return true;
+        }
+        watcher::Event::Apply(o) => write().apply(&o),
+        watcher::Event::Delete(o) => write().delete(
+            o.metadata.namespace.as_deref().unwrap_or_default(),
+            o.metadata.name.as_deref().unwrap_or_default(),
+        ),
+    }
+    false
 }
 
 /// Runs until SIGTERM/SIGINT or the lease is lost.
@@ -594,6 +622,39 @@ async fn iteration(
 mod tests {
     use super::*;
     use clap::CommandFactory as _;
+
+    fn limit_range(name: &str, max_cpu: &str) -> LimitRange {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": name, "namespace": "shop"},
+            "spec": {"limits": [{"type": "Container", "max": {"cpu": max_cpu}}]}
+        }))
+        .unwrap()
+    }
+
+    fn max_cpu(index: &RwLock<LimitRangeIndex>) -> Option<i64> {
+        let limits = index.read().unwrap().limits("shop").unwrap();
+        limits
+            .container
+            .and_then(|c| c.max.get(tailor_core::resources::ResourceName::Cpu))
+    }
+
+    #[test]
+    fn limit_range_events_replace_on_relist_and_apply_in_between() {
+        let index = RwLock::new(LimitRangeIndex::default());
+        let mut buffer = Vec::new();
+        let mut apply = |e| apply_limit_range_event(&index, &mut buffer, e);
+        assert!(!apply(watcher::Event::Apply(limit_range("old", "1"))));
+        // A relist in progress changes nothing until it completes, then
+        // replaces the whole set: "old" is gone.
+        assert!(!apply(watcher::Event::Init));
+        assert!(!apply(watcher::Event::InitApply(limit_range("a", "2"))));
+        assert!(apply(watcher::Event::InitDone));
+        assert!(!apply(watcher::Event::Apply(limit_range("b", "500m"))));
+        assert!(!apply(watcher::Event::Delete(limit_range("a", "2"))));
+        drop(apply);
+        assert_eq!(index.read().unwrap().len(), 1);
+        assert_eq!(max_cpu(&index), Some(500));
+    }
 
     #[test]
     fn cli_is_consistent() {

@@ -16,12 +16,12 @@ use std::borrow::Cow;
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
-/// LimitRanges by namespace: the admission webhook's index, of which the
-/// updater fills and reads only the LimitRanges, so both merge and read them
-/// the same way.
-pub use tailor_admission_webhook::index::Index as LimitRangeIndex;
-use tailor_admission_webhook::index::LimitRangeError;
 use tailor_api::convert;
+use tailor_api::limit_range::LimitRangeError;
+/// LimitRanges by namespace, read and merged as the admission webhook reads
+/// them (both use `tailor_api::limit_range`), so a resize is capped as the
+/// pod would be at creation.
+pub use tailor_api::limit_range::LimitRanges as LimitRangeIndex;
 use tailor_api::selector::Selector;
 use tailor_api::vpa::VerticalPodAutoscaler;
 use tailor_core::admission::{AdmissionPod, NamespaceLimits, PatchOperation, compute_pod_patch};

@@ -73,7 +73,7 @@ fn limit_range(limits: Value) -> LimitRangeIndex {
     }))
     .unwrap();
     let mut index = LimitRangeIndex::default();
-    index.apply_limit_range(&lr);
+    index.apply(&lr);
     index
 }
 

@@ -7,13 +7,15 @@
 //! - [`target`]: a VPA `targetRef` → the label selector of its pods;
 //! - [`owner`]: a pod's owner references → its top-most controller;
 //! - [`convert`]: VPA spec/status ↔ `tailor_core::policy`, with errors naming
-//!   the VPA and the field.
+//!   the VPA and the field;
+//! - [`limit_range`]: LimitRanges → per-namespace limits in core units.
 //!
 //! Everything here is pure: no I/O, callers pass in the objects they fetched.
 
 pub mod checkpoint;
 pub mod convert;
 pub mod crd;
+pub mod limit_range;
 pub mod owner;
 pub mod selector;
 pub mod target;
