@@ -651,7 +651,6 @@ mod tests {
         assert!(apply(watcher::Event::InitDone));
         assert!(!apply(watcher::Event::Apply(limit_range("b", "500m"))));
         assert!(!apply(watcher::Event::Delete(limit_range("a", "2"))));
-        drop(apply);
         assert_eq!(index.read().unwrap().len(), 1);
         assert_eq!(max_cpu(&index), Some(500));
     }
