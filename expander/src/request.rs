@@ -299,12 +299,12 @@ mod tests {
     use super::*;
     use crate::grpc::proto;
     use crate::wire::request_to_proto;
+    use prost::bytes::Bytes;
 
     /// The request as the server reads it off the wire.
     fn from_proto(request: &proto::BestOptionsRequest) -> Result<Request, RequestError> {
         from_view(&RequestView::parse(request.encode_to_vec().into()).unwrap())
     }
-    use prost::bytes::Bytes;
 
     fn fixture(name: &str) -> String {
         let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));

@@ -159,6 +159,47 @@ async fn ties_come_back_for_cluster_autoscaler_to_pick() {
 }
 
 #[tokio::test]
+async fn requests_past_tonics_default_size_limit_are_answered() {
+    // tonic refuses messages over 4 MiB unless told otherwise; Cluster
+    // Autoscaler's requests with thousands of pending pods are larger.
+    let pki = Pki::generate("cluster-autoscaler", None).unwrap();
+    let server = start(
+        &pki,
+        Expander::new("least-waste", &ChainConfig::default(), 0, 0).unwrap(),
+    )
+    .await;
+    let mut client = client(&pki, server.port).await;
+    let mut request = proto_request("least-waste.json");
+    for option in &mut request.options {
+        let pods = option.pod.clone();
+        while option.pod.len() < 30_000 {
+            option.pod.extend(pods.iter().cloned());
+        }
+    }
+    let size = prost::Message::encoded_len(&request);
+    assert!(size > 5 << 20, "{size} bytes");
+    let reply = client
+        .best_options(request.clone())
+        .await
+        .unwrap()
+        .into_inner();
+    // The same answer as the service gives in process, every option echoed
+    // byte for byte.
+    let local = ExpanderService::new(
+        Arc::new(Expander::new("least-waste", &ChainConfig::default(), 0, 0).unwrap()),
+        Metrics::default(),
+    );
+    let want = local
+        .answer(prost::Message::encode_to_vec(&request).into())
+        .unwrap();
+    let want: BestOptionsResponse = prost::Message::decode(want).unwrap();
+    assert!(!want.options.is_empty() && want.options.len() < request.options.len());
+    assert_eq!(reply, want);
+    assert_eq!(server.metrics.count("decided"), 1);
+    let _ = server.stop.send(());
+}
+
+#[tokio::test]
 async fn plaintext_clients_are_refused() {
     let pki = Pki::generate("cluster-autoscaler", None).unwrap();
     let server = start(
