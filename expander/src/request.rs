@@ -252,13 +252,26 @@ impl<'a> Pods<'a> {
 /// them ([`chain_view`]).
 pub fn from_view(request: &RequestView) -> Result<Request, RequestError> {
     let mut distinct = Pods::default();
-    let mut options = Vec::with_capacity(request.options().len());
+    let mut options: Vec<ExpansionOption> = Vec::with_capacity(request.options().len());
     // The first pod of the previous option: the guess for this one's first.
     let mut first = None;
+    // The distinct pod of each entry of the previous option.
+    let mut previous_keys: Vec<usize> = Vec::new();
     for (i, o) in request.options().iter().enumerate() {
         let mut pods = Vec::with_capacity(request.pods(o).len());
+        let mut keys = Vec::with_capacity(request.pods(o).len());
         let mut previous: Option<usize> = None;
-        for (index, bytes) in request.pods(o).enumerate() {
+        // Leading entries the reader found identical to the previous
+        // option's are that option's pods again.
+        let shared = o.shared_pods();
+        if shared > 0
+            && let Some(last) = options.last()
+        {
+            pods.extend_from_slice(&last.pods[..shared]);
+            keys.extend_from_slice(&previous_keys[..shared]);
+            previous = keys.last().copied();
+        }
+        for (index, bytes) in request.pods(o).enumerate().skip(shared) {
             let guess = match previous {
                 Some(p) => distinct.next[p],
                 None => first,
@@ -269,8 +282,10 @@ pub fn from_view(request: &RequestView) -> Result<Request, RequestError> {
                 None => first = Some(k),
             }
             previous = Some(k);
+            keys.push(k);
             pods.push(distinct.views[k].clone());
         }
+        previous_keys = keys;
         options.push(ExpansionOption {
             node_group_id: o.node_group_id.clone(),
             node_count: node_count(i, &o.node_group_id, i64::from(o.node_count))?,
@@ -324,6 +339,32 @@ mod tests {
             assert_eq!(from_json, from_pb, "{name}");
             assert!(from_json.options.iter().all(|o| !o.pods.is_empty()));
         }
+    }
+
+    /// Options listing the same pods (as Cluster Autoscaler sends them),
+    /// then fewer, then more: the converter's reuse of the previous
+    /// option's pods gives what converting every entry gives.
+    #[test]
+    fn options_sharing_pods_convert_as_each_entry_alone() {
+        let (pods, node) = pool();
+        let option = |id: &str, pods: &[json::Pod]| serde_json::json!({"nodeGroupId": id, "nodeCount": 1, "pods": pods});
+        let file = serde_json::json!({
+            "options": [
+                option("a", &pods),
+                option("b", &pods),
+                option("c", &pods[..2]),
+                option("d", &pods[..2]),
+                option("e", &[pods.clone(), pods[..1].to_vec()].concat()),
+            ],
+            "nodeMap": {"a": node, "b": node, "c": node, "d": node, "e": node},
+        });
+        let file = DecideRequest::from_json(&file.to_string()).unwrap();
+        let view = RequestView::parse(request_to_proto(&file).encode_to_vec().into()).unwrap();
+        let shared: Vec<usize> = view.options().iter().map(|o| o.shared_pods()).collect();
+        assert_eq!(shared, [0, 4, 0, 2, 2]);
+        let got = from_view(&view).unwrap();
+        assert_eq!(got, from_view(&view.without_sharing()).unwrap());
+        assert_eq!(got.options[4].pods.len(), 5);
     }
 
     /// A pool of distinct pods and a template node, as JSON.
