@@ -68,6 +68,16 @@ async fn group(
 const ENABLED: (&str, &str) = ("k8s.io/cluster-autoscaler/enabled", "true");
 const OWNED: (&str, &str) = ("k8s.io/cluster-autoscaler/prod", "owned");
 
+/// A group carrying both of cluster "prod"'s discovery tags.
+async fn cluster_group(
+    asg: &aws_sdk_autoscaling::Client,
+    name: &str,
+    instance_type: &str,
+    bounds: (i32, i32, i32),
+) {
+    group(asg, name, instance_type, bounds, &[ENABLED, OWNED]).await;
+}
+
 async fn desired(asg: &aws_sdk_autoscaling::Client, name: &str) -> i32 {
     let out = asg
         .describe_auto_scaling_groups()
@@ -140,7 +150,7 @@ async fn discovers_groups_by_both_tags_with_their_templates() {
         ],
     )
     .await;
-    group(&asg, "prod-big", "m5.2xlarge", (0, 1, 4), &[ENABLED, OWNED]).await;
+    cluster_group(&asg, "prod-big", "m5.2xlarge", (0, 1, 4)).await;
     // Another cluster's group, a disabled one, and an untagged one.
     group(
         &asg,
@@ -359,14 +369,7 @@ async fn scale_up_is_applied_once_and_bounded_by_max_size() {
     let moto = Moto::start().await.unwrap();
     let asg = moto.autoscaling_client();
     // 4-core nodes, MaxSize 3; 3-core pods: one per node.
-    group(
-        &asg,
-        "prod-general",
-        "m5.xlarge",
-        (0, 1, 3),
-        &[ENABLED, OWNED],
-    )
-    .await;
+    cluster_group(&asg, "prod-general", "m5.xlarge", (0, 1, 3)).await;
     let mut c = controller(&moto, &[]);
     let registered = asg
         .describe_auto_scaling_groups()
@@ -407,14 +410,7 @@ async fn scale_up_is_applied_once_and_bounded_by_max_size() {
 async fn cluster_caps_and_idempotence() {
     let moto = Moto::start().await.unwrap();
     let asg = moto.autoscaling_client();
-    group(
-        &asg,
-        "prod-general",
-        "m5.xlarge",
-        (0, 0, 20),
-        &[ENABLED, OWNED],
-    )
-    .await;
+    cluster_group(&asg, "prod-general", "m5.xlarge", (0, 0, 20)).await;
     // 12 cores allowed: three 4-core nodes, whatever the pods want.
     let mut c = controller(&moto, &["--max-cores-total", "12"]);
     let snapshot = Snapshot {
@@ -455,14 +451,7 @@ async fn cluster_caps_and_idempotence() {
 async fn dry_run_changes_nothing() {
     let moto = Moto::start().await.unwrap();
     let asg = moto.autoscaling_client();
-    group(
-        &asg,
-        "prod-general",
-        "m5.xlarge",
-        (0, 0, 10),
-        &[ENABLED, OWNED],
-    )
-    .await;
+    cluster_group(&asg, "prod-general", "m5.xlarge", (0, 0, 10)).await;
     let mut c = controller(&moto, &["--dry-run"]);
     let report = c.iteration(&pending(pods(2, 1000)), 0).await.unwrap();
     assert_eq!(report.plan.scale_up.as_ref().map(|u| u.to), Some(1));
@@ -556,22 +545,8 @@ fn write(dir: &tempfile::TempDir, name: &str, value: &Value) -> PathBuf {
 async fn binary_dry_run_then_apply() {
     let moto = Moto::start().await.unwrap();
     let asg = moto.autoscaling_client();
-    group(
-        &asg,
-        "prod-general",
-        "m5.xlarge",
-        (0, 0, 10),
-        &[ENABLED, OWNED],
-    )
-    .await;
-    group(
-        &asg,
-        "prod-compute",
-        "c6i.xlarge",
-        (0, 0, 10),
-        &[ENABLED, OWNED],
-    )
-    .await;
+    cluster_group(&asg, "prod-general", "m5.xlarge", (0, 0, 10)).await;
+    cluster_group(&asg, "prod-compute", "c6i.xlarge", (0, 0, 10)).await;
     let dir = tempfile::tempdir().unwrap();
     let unschedulable =
         json!({"type": "PodScheduled", "status": "False", "reason": "Unschedulable"});

@@ -693,6 +693,23 @@ mod tests {
         )
     }
 
+    /// One step with no resize in flight, at `NOW`.
+    fn run_once(
+        vpas: &[Arc<VerticalPodAutoscaler>],
+        pods: &[Arc<PodEntry>],
+        controllers: &ControllerIndex,
+        config: &StepConfig,
+    ) -> StepOutput {
+        run(
+            vpas,
+            pods,
+            controllers,
+            config,
+            &mut ResizeTracker::default(),
+            NOW,
+        )
+    }
+
     fn skip_reasons(out: &StepOutput) -> Vec<(&str, &str)> {
         let mut v: Vec<_> = out
             .skipped
@@ -712,13 +729,11 @@ mod tests {
     #[test]
     fn recreate_evicts_half_of_the_controller_and_reports_the_exhausted_budget() {
         let vpas = [vpa("web", "web", "Recreate", "2026-01-01T00:00:00Z", true)];
-        let out = run(
+        let out = run_once(
             &vpas,
             &web_pods(4),
             &index(&[("web", 4)]),
             &StepConfig::default(),
-            &mut ResizeTracker::default(),
-            NOW,
         );
         assert_eq!(out.considered, 4);
         assert_eq!(out.actions.len(), 2);
@@ -747,13 +762,11 @@ mod tests {
             "2026-01-01T00:00:00Z",
             true,
         )];
-        let out = run(
+        let out = run_once(
             &vpas,
             &web_pods(2),
             &index(&[("web", 2)]),
             &StepConfig::default(),
-            &mut ResizeTracker::default(),
-            NOW,
         );
         assert_eq!(out.actions.len(), 1, "{out:?}");
         let ActionKind::Resize { patch } = &out.actions[0].kind else {
@@ -880,13 +893,11 @@ mod tests {
         pods.push(pod(pod_json("api-1", "api", "100m", "200m")));
         pods.push(pod(pod_json("db-0", "db", "100m", "200m")));
         pods.push(pod(pod_json("db-1", "db", "100m", "200m")));
-        let out = run(
+        let out = run_once(
             &vpas,
             &pods,
             &index(&[("web", 2), ("api", 2), ("db", 2)]),
             &StepConfig::default(),
-            &mut ResizeTracker::default(),
-            NOW,
         );
         let mut problems: Vec<_> = out
             .vpa_problems
@@ -926,28 +937,14 @@ mod tests {
             vpa("old", "web", "Recreate", "2026-01-01T00:00:00Z", true),
         ];
         let idx = index(&[("web", 2)]);
-        let out = run(
-            &vpas,
-            &web_pods(2),
-            &idx,
-            &StepConfig::default(),
-            &mut ResizeTracker::default(),
-            NOW,
-        );
+        let out = run_once(&vpas, &web_pods(2), &idx, &StepConfig::default());
         assert_eq!(out.actions[0].vpa, "old");
 
         let ignored = StepConfig {
             ignored_namespaces: vec!["shop".into()],
             ..StepConfig::default()
         };
-        let out = run(
-            &vpas,
-            &web_pods(2),
-            &idx,
-            &ignored,
-            &mut ResizeTracker::default(),
-            NOW,
-        );
+        let out = run_once(&vpas, &web_pods(2), &idx, &ignored);
         assert_eq!((out.considered, out.actions.len()), (0, 0));
 
         // Named recommender: VPAs naming none belong to "default" only.
@@ -955,27 +952,13 @@ mod tests {
             recommender_name: Some("tailor".into()),
             ..StepConfig::default()
         };
-        let out = run(
-            &vpas,
-            &web_pods(2),
-            &idx,
-            &named,
-            &mut ResizeTracker::default(),
-            NOW,
-        );
+        let out = run_once(&vpas, &web_pods(2), &idx, &named);
         assert_eq!(out.considered, 0);
         let named = StepConfig {
             recommender_name: Some("default".into()),
             ..StepConfig::default()
         };
-        let out = run(
-            &vpas,
-            &web_pods(2),
-            &idx,
-            &named,
-            &mut ResizeTracker::default(),
-            NOW,
-        );
+        let out = run_once(&vpas, &web_pods(2), &idx, &named);
         assert_eq!(out.considered, 2);
     }
 
@@ -984,14 +967,7 @@ mod tests {
         let idx = index(&[("web", 4)]);
         for mode in ["Off", "Initial"] {
             let vpas = [vpa("web", "web", mode, "2026-01-01T00:00:00Z", true)];
-            let out = run(
-                &vpas,
-                &web_pods(4),
-                &idx,
-                &StepConfig::default(),
-                &mut ResizeTracker::default(),
-                NOW,
-            );
+            let out = run_once(&vpas, &web_pods(4), &idx, &StepConfig::default());
             assert_eq!((out.considered, out.actions.len()), (0, 0), "{mode}");
         }
         // Two of four pods already being deleted (evicted last loop): they are
@@ -1001,14 +977,7 @@ mod tests {
             Arc::make_mut(p).deleting = true;
         }
         let vpas = [vpa("web", "web", "Auto", "2026-01-01T00:00:00Z", true)];
-        let out = run(
-            &vpas,
-            &pods,
-            &idx,
-            &StepConfig::default(),
-            &mut ResizeTracker::default(),
-            NOW,
-        );
+        let out = run_once(&vpas, &pods, &idx, &StepConfig::default());
         assert_eq!(out.considered, 2);
         assert!(out.actions.is_empty(), "{out:?}");
         assert_eq!(out.budgets_exhausted, 1);
@@ -1030,14 +999,7 @@ mod tests {
             pod(pod_json("web-3", "web", "1", "2")),
         ];
         let vpas = [vpa("web", "web", "Recreate", "2026-01-01T00:00:00Z", true)];
-        let out = run(
-            &vpas,
-            &pods,
-            &index(&[("web", 4)]),
-            &StepConfig::default(),
-            &mut ResizeTracker::default(),
-            NOW,
-        );
+        let out = run_once(&vpas, &pods, &index(&[("web", 4)]), &StepConfig::default());
         assert!(out.actions.is_empty());
         let reasons = skip_reasons(&out);
         assert_eq!(
