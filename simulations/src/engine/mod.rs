@@ -1512,7 +1512,10 @@ impl<'a> Sim<'a> {
                 requested_at: n.requested_at,
                 ready_at: n.ready.then_some(n.ready_at).filter(|&r| r != i64::MAX),
                 removed_at: n.removed_at,
-                billed: n.billed,
+                // A spot request still waiting out an outage when the run
+                // ends never arrived: the steps did not bill it, nor does the
+                // record.
+                billed: n.billed && n.ready_at != i64::MAX,
             })
             .collect();
         Outcome {
