@@ -128,18 +128,24 @@ pub struct ClusterState {
     cutoffs: HashMap<AggregateKey, Timestamp>,
 }
 
-/// Creates `key`'s aggregate when it has none yet.
-fn ensure_aggregate(
-    aggregates: &mut BTreeMap<AggregateKey, AggregateContainerState>,
+/// `key`'s aggregate, created empty when it has none yet. The key is cloned
+/// only then. A free function so callers can hold other fields of the state
+/// borrowed meanwhile.
+fn aggregate_entry<'m>(
+    aggregates: &'m mut BTreeMap<AggregateKey, AggregateContainerState>,
     options: &RecommenderOptions,
     key: &AggregateKey,
     now: Timestamp,
-) -> Result<(), RecommenderError> {
+) -> Result<&'m mut AggregateContainerState, RecommenderError> {
     if !aggregates.contains_key(key) {
         let state = AggregateContainerState::new(&options.aggregation, now)?;
         aggregates.insert(key.clone(), state);
     }
-    Ok(())
+    aggregates
+        .get_mut(key)
+        .ok_or(RecommenderError::IncompatibleHistograms {
+            reason: "aggregate vanished while inserting",
+        })
 }
 
 impl ClusterState {
@@ -180,15 +186,7 @@ impl ClusterState {
         key: &AggregateKey,
         now: Timestamp,
     ) -> Result<&mut AggregateContainerState, RecommenderError> {
-        if !self.aggregates.contains_key(key) {
-            let state = AggregateContainerState::new(&self.options.aggregation, now)?;
-            self.aggregates.insert(key.clone(), state);
-        }
-        self.aggregates
-            .get_mut(key)
-            .ok_or(RecommenderError::IncompatibleHistograms {
-                reason: "aggregate vanished while inserting",
-            })
+        aggregate_entry(&mut self.aggregates, &self.options, key, now)
     }
 
     /// Replaces the set of running containers: new ones start tracking, known
@@ -219,14 +217,14 @@ impl ClusterState {
             match containers.get_mut(&c.key) {
                 Some(t) if t.aggregate.vpa == c.vpa && t.aggregate.container == c.key.container => {
                     t.state.request = c.request;
-                    ensure_aggregate(aggregates, options, &t.aggregate, now)?;
+                    aggregate_entry(aggregates, options, &t.aggregate, now)?;
                 }
                 _ => {
                     let aggregate = AggregateKey {
                         vpa: c.vpa.clone(),
                         container: c.key.container.clone(),
                     };
-                    ensure_aggregate(aggregates, options, &aggregate, now)?;
+                    aggregate_entry(aggregates, options, &aggregate, now)?;
                     let state = ContainerState::new(c.request, &options.aggregation);
                     containers.insert(c.key.clone(), Tracked { aggregate, state });
                 }
