@@ -85,6 +85,27 @@ struct PodRun {
     count: usize,
 }
 
+/// Adds `count` pod entries occupying `entries` to an option's leading run:
+/// they start it, extend it when nothing stands between it and them, or
+/// (after another field) fall outside it. `first` is the option's first
+/// entry in [`RequestView::pods`].
+fn grow_run(run: &mut Option<PodRun>, first: usize, entries: Span, count: usize) {
+    match run {
+        None => {
+            *run = Some(PodRun {
+                bytes: entries,
+                first,
+                count,
+            });
+        }
+        Some(run) if run.bytes.end == entries.start => {
+            run.bytes.end = entries.end;
+            run.count += count;
+        }
+        Some(_) => {}
+    }
+}
+
 /// A `BestOptionsRequest` read in place.
 #[derive(Clone, Debug)]
 pub struct RequestView {
@@ -303,10 +324,8 @@ impl RequestView {
             similar_node_group_ids: Vec::new(),
         };
         let previous_run = self.run.take();
-        // This option's leading run, and whether it is still growing (no
-        // other field seen since its first entry).
+        // This option's leading run of pod entries.
         let mut run: Option<PodRun> = None;
-        let mut run_open = false;
         let mut r = Reader::new(bytes, span);
         while r.more() {
             let at = r.pos;
@@ -326,15 +345,15 @@ impl RequestView {
                 }
                 r.pos = at + here.len();
                 option.shared = prev.count;
-                run = Some(PodRun {
-                    bytes: Span {
+                grow_run(
+                    &mut run,
+                    first_pod,
+                    Span {
                         start: at,
                         end: r.pos,
                     },
-                    first: first_pod,
-                    count: prev.count,
-                });
-                run_open = true;
+                    prev.count,
+                );
                 continue;
             }
             let mut field_name = "field key";
@@ -364,25 +383,15 @@ impl RequestView {
                         field_name = "pod";
                         expect(wire, LEN)?;
                         self.pods.push(r.delimited()?);
-                        match &mut run {
-                            None => {
-                                run = Some(PodRun {
-                                    bytes: Span {
-                                        start: at,
-                                        end: r.pos,
-                                    },
-                                    first: self.pods.len() - 1,
-                                    count: 1,
-                                });
-                                run_open = true;
-                            }
-                            Some(run) if run_open => {
-                                run.bytes.end = r.pos;
-                                run.count += 1;
-                            }
-                            Some(_) => {}
-                        }
-                        return Ok(());
+                        grow_run(
+                            &mut run,
+                            first_pod,
+                            Span {
+                                start: at,
+                                end: r.pos,
+                            },
+                            1,
+                        );
                     }
                     5 => {
                         field_name = "similarNodeGroupIds";
@@ -394,8 +403,6 @@ impl RequestView {
                         r.skip(field, wire, RECURSION_LIMIT - 1)?;
                     }
                 }
-                // Another field ends the leading run.
-                run_open = false;
                 Ok(())
             })();
             read.map_err(|problem| WireError {
