@@ -398,6 +398,21 @@ mod tests {
         );
     }
 
+    #[tokio::test]
+    async fn other_methods_are_unimplemented() {
+        let mut server = service("least-waste").into_server();
+        let request = http::Request::builder()
+            .method("POST")
+            .uri("/grpcplugin.Expander/WorstOptions")
+            .header("content-type", "application/grpc")
+            .body(Body::empty())
+            .unwrap();
+        let response = server.call(request).await.unwrap();
+        let status = Status::from_header_map(response.headers()).unwrap();
+        assert_eq!(status.code(), tonic::Code::Unimplemented);
+        assert!(status.message().contains("WorstOptions"), "{status:?}");
+    }
+
     #[test]
     fn empty_request_gets_empty_reply() {
         let s = service("least-waste");
