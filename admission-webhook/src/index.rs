@@ -8,7 +8,7 @@ use k8s_openapi::api::core::v1::{LimitRange, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use tailor_api::convert::{self, ConversionError};
-use tailor_api::owner::{self, ControllerInfo, ControllerRef, MAX_OWNER_DEPTH, OwnerError};
+use tailor_api::owner::{self, ControllerLinks, MAX_OWNER_DEPTH, OwnerError};
 use tailor_api::selector::Selector;
 use tailor_api::target::{self, TargetError, TargetObject, WellKnownKind};
 use tailor_api::vpa::{UpdateMode as ApiUpdateMode, VerticalPodAutoscaler};
@@ -308,21 +308,21 @@ impl Index {
         self.limit_ranges.limits(namespace)
     }
 
-    fn lookup(&self, namespace: &str, controller: &ControllerRef) -> Option<ControllerInfo> {
+    fn lookup(&self, namespace: &str, controller: &OwnerReference) -> Option<ControllerLinks<'_>> {
         let key = (
             namespace.to_owned(),
             controller.kind.clone(),
             controller.name.clone(),
         );
         match self.controllers.get(&key) {
-            Some(c) => Some(ControllerInfo {
-                owner_references: c.owner_references.clone(),
+            Some(c) => Some(ControllerLinks {
+                owner_references: &c.owner_references,
                 has_scale: c.has_scale,
             }),
             // Unknown custom kinds are taken to exist, unscalable and
             // ownerless, as `tailor_api::owner::OwnerIndex` does.
             None if WellKnownKind::from_kind(&controller.kind).is_some() => None,
-            None => Some(ControllerInfo::default()),
+            None => Some(ControllerLinks::default()),
         }
     }
 

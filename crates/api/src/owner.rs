@@ -92,51 +92,30 @@ pub enum OwnerError {
 ///
 /// `lookup` returns `None` when it does not know the object; that is an
 /// error, because stopping early could attribute the pod to the wrong
-/// controller.
+/// controller. It lends each controller's owner references from the
+/// caller's cache ([`top_owner`] is the walk).
 ///
 /// # Errors
 /// An unknown controller in the chain, or a chain deeper than
 /// [`MAX_OWNER_DEPTH`].
-pub fn top_controller<F>(
-    pod: &ObjectMeta,
-    mut lookup: F,
+pub fn top_controller<'a, F>(
+    pod: &'a ObjectMeta,
+    lookup: F,
 ) -> Result<Option<ControllerRef>, OwnerError>
 where
-    F: FnMut(&ControllerRef) -> Option<ControllerInfo>,
+    F: FnMut(&'a OwnerReference) -> Option<ControllerLinks<'a>>,
 {
-    let namespace = pod.namespace.clone().unwrap_or_default();
-    let Some(first) = controller_of(pod.owner_references.as_deref()) else {
-        return Ok(None);
-    };
-    let mut current = ControllerRef::from_owner(first);
-    let mut child = format!("Pod/{}", pod.name.as_deref().unwrap_or_default());
-    let mut top = None;
-    for _ in 0..MAX_OWNER_DEPTH {
-        let Some(info) = lookup(&current) else {
-            return Err(OwnerError::NotFound {
-                namespace,
-                kind: current.kind,
-                name: current.name,
-                child,
-            });
-        };
-        if info.has_scale || WellKnownKind::from_kind(&current.kind).is_some() {
-            top = Some(current.clone());
-        }
-        let Some(parent) = controller_of(Some(&info.owner_references)) else {
-            return Ok(top);
-        };
-        child = format!("{}/{}", current.kind, current.name);
-        current = ControllerRef::from_owner(parent);
-    }
-    Err(OwnerError::TooDeep {
-        namespace,
-        pod: pod.name.clone().unwrap_or_default(),
-    })
+    let top = top_owner(
+        pod.namespace.as_deref().unwrap_or_default(),
+        pod.name.as_deref().unwrap_or_default(),
+        pod.owner_references.as_deref().unwrap_or_default(),
+        lookup,
+    )?;
+    Ok(top.map(ControllerRef::from_owner))
 }
 
-/// What a lending lookup knows about one controller: [`ControllerInfo`]
-/// with its owner references borrowed from the caller's cache.
+/// What a lookup knows about one controller: [`ControllerInfo`] with its
+/// owner references borrowed from the caller's cache.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct ControllerLinks<'a> {
     /// The controller's own owner references.
@@ -146,11 +125,10 @@ pub struct ControllerLinks<'a> {
 }
 
 /// [`top_controller`] without copies, for callers that walk many chains per
-/// loop: the pod is given by its namespace, name and owner references, the
-/// lookup lends each controller's owner references from its cache, and the
-/// answer is the top-most targetable owner reference itself. The rules and
-/// the errors are those of [`top_controller`]; the errors' strings are only
-/// built when there is an error.
+/// loop: the pod is given by its namespace, name and owner references, and
+/// the answer is the top-most targetable owner reference itself. The rules
+/// and the errors are those of [`top_controller`]; the errors' strings are
+/// only built when there is an error.
 ///
 /// # Errors
 /// As [`top_controller`].
@@ -236,12 +214,15 @@ impl OwnerIndex {
 
     /// What the index knows about a controller (see the type's rules).
     #[must_use]
-    pub fn lookup(&self, controller: &ControllerRef) -> Option<ControllerInfo> {
+    pub fn lookup(&self, controller: &OwnerReference) -> Option<ControllerLinks<'_>> {
         let key = (controller.kind.clone(), controller.name.clone());
         match self.objects.get(&key) {
-            Some(info) => Some(info.clone()),
+            Some(info) => Some(ControllerLinks {
+                owner_references: &info.owner_references,
+                has_scale: info.has_scale,
+            }),
             None if WellKnownKind::from_kind(&controller.kind).is_some() => None,
-            None => Some(ControllerInfo::default()),
+            None => Some(ControllerLinks::default()),
         }
     }
 
@@ -472,12 +453,13 @@ mod tests {
             "web-1",
             vec![owner("apps/v1", "ReplicaSet", "rs", Some(true))],
         );
+        let rs_owners = vec![owner("apps/v1", "Deployment", "web", Some(true))];
         let top = top_controller(&pod, |c| match c.kind.as_str() {
-            "ReplicaSet" => Some(ControllerInfo {
-                owner_references: vec![owner("apps/v1", "Deployment", "web", Some(true))],
+            "ReplicaSet" => Some(ControllerLinks {
+                owner_references: &rs_owners,
                 has_scale: true,
             }),
-            "Deployment" => Some(ControllerInfo::default()),
+            "Deployment" => Some(ControllerLinks::default()),
             _ => None,
         })
         .unwrap()
