@@ -203,13 +203,7 @@ impl PodEntry {
     /// `namespace/name`.
     #[must_use]
     pub fn id(&self) -> String {
-        // Built directly: skipped pods are named in every loop.
-        let (ns, name) = (&self.pod.namespace, &self.pod.name);
-        let mut id = String::with_capacity(ns.len() + 1 + name.len());
-        id.push_str(ns);
-        id.push('/');
-        id.push_str(name);
-        id
+        self.pod.id()
     }
 }
 

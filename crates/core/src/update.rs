@@ -124,6 +124,19 @@ pub struct UpdaterPod {
     pub containers: Vec<UpdaterContainer>,
 }
 
+impl UpdaterPod {
+    /// `namespace/name`, built directly: it is made for every pod of every
+    /// loop.
+    #[must_use]
+    pub fn id(&self) -> String {
+        let mut id = String::with_capacity(self.namespace.len() + 1 + self.name.len());
+        id.push_str(&self.namespace);
+        id.push('/');
+        id.push_str(&self.name);
+        id
+    }
+}
+
 /// Which way a resource must move for an update to be allowed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum ChangeRequirement {
@@ -599,15 +612,6 @@ impl DisruptionBudget {
     }
 }
 
-/// `namespace/name`, built directly: it is made for every pod of every loop.
-fn pod_id(pod: &UpdaterPod) -> String {
-    let mut id = String::with_capacity(pod.namespace.len() + 1 + pod.name.len());
-    id.push_str(&pod.namespace);
-    id.push('/');
-    id.push_str(&pod.name);
-    id
-}
-
 fn to_admission_containers(pod: &UpdaterPod) -> Vec<AdmissionContainer> {
     pod.containers
         .iter()
@@ -670,7 +674,7 @@ pub fn decide_updates<P: PodForUpdate>(
     let skip = |plan: &mut UpdatePlan, index: usize, reason: SkipReason, message: String| {
         plan.skipped.push(PodDecision {
             pod_index: index,
-            pod: pod_id(input.pods[index].pod()),
+            pod: input.pods[index].pod().id(),
             action: Action::Skip(reason),
             message,
         });
@@ -856,7 +860,7 @@ pub fn decide_updates<P: PodForUpdate>(
                 b.disrupted += 1;
                 plan.updates.push(PodDecision {
                     pod_index: cand.index,
-                    pod: pod_id(entry.pod()),
+                    pod: entry.pod().id(),
                     action: Action::Update {
                         reason: cand.reason,
                         priority: cand.priority,
