@@ -16,7 +16,8 @@
 //! container's usage reached, so their size follows how widely usage
 //! varies: by default each container follows a smooth daily cycle (about
 //! 25 buckets wide); `--bitbrains` feeds container i the first 8 days of
-//! Bitbrains VM (i mod 200) + 1 from `../shared/data` instead, sampled
+//! Bitbrains VM (i mod 200) + 1 from the shared data (`TAILOR_SHARED_DATA`,
+//! else `../shared/data`) instead, sampled
 //! every resolution (real, much wider spreads).
 
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
@@ -118,11 +119,8 @@ fn main() {
     let resolution = args.get(2).copied().unwrap_or(3600) as i64;
     let vpa_count = containers.div_ceil(pods_per_vpa);
     let trace = bitbrains.then(|| {
-        let dir = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../shared/data/traces/bitbrains-rnd-2013-08"
-        );
-        let trace = tailor_sim::trace::read_bitbrains_dir(std::path::Path::new(dir), None).unwrap();
+        let dir = tailor_sim::shared_data_dir().join("traces/bitbrains-rnd-2013-08");
+        let trace = tailor_sim::trace::read_bitbrains_dir(&dir, None).unwrap();
         // Only the rows the load reads are kept (the parsed month is freed
         // before anything is measured, and its memory reused).
         let rows = (8 * 86_400 / resolution) as usize;
