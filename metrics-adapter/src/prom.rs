@@ -289,7 +289,11 @@ impl Client {
         if !(url.starts_with("http://") || url.starts_with("https://"))
             || reqwest::Url::parse(&url).is_err()
         {
-            return Err(ClientSetupError::Url(opts.url.clone()));
+            // Shown redacted: a URL that fails to parse may still carry a
+            // password or a token.
+            return Err(ClientSetupError::Url(tailor_runtime::redact::url(
+                &opts.url,
+            )));
         }
         let mut builder = reqwest::Client::builder()
             .use_rustls_tls()
@@ -873,6 +877,12 @@ mod tests {
             Client::new(&opts("localhost:9090")),
             Err(ClientSetupError::Url(_))
         ));
+        let err = Client::new(&opts("http://admin:s3cret@bad host:9090/?token=t0ken"))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(!err.contains("s3cret") && !err.contains("t0ken"), "{err}");
+        assert!(err.contains("bad host:9090"), "{err}");
         let mut o = opts("http://p");
         o.client_cert_file = Some("/x".into());
         assert!(matches!(Client::new(&o), Err(ClientSetupError::HalfPair)));
